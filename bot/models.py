@@ -1,0 +1,96 @@
+"""The values that pass between modules: a message in, a decision, a queue item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# Crockford's base32: no I, L, O or U, so a reference read aloud over the phone survives.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_SCRAMBLE = 0x9E3779B97F  # odd, so multiplication modulo 2**40 is a bijection
+_MASK = (1 << 40) - 1
+
+
+def reference_for(item_id: int) -> str:
+    """A short, unique, non-sequential reference for a stored message, like "7K3F-9QXA".
+
+    Derived from the database id, so two messages can never share one and no lookup is needed.
+    """
+    n = (item_id * _SCRAMBLE) & _MASK
+    chars = []
+    for _ in range(8):
+        chars.append(_ALPHABET[n & 31])
+        n >>= 5
+    code = "".join(reversed(chars))
+    return f"{code[:4]}-{code[4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One inbound message from a citizen, as every channel hands it to the core."""
+
+    channel: str  # "web", "telegram", "x"
+    platform_id: str  # the platform's id for the message; idempotency key with channel
+    sender: str  # the platform's id for the sender
+    text: str
+    received_at: datetime  # aware, UTC
+    sender_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SenderState:
+    """What the store remembers about one sender on one channel, read inside the transaction."""
+
+    last_ack_at: datetime | None = None  # aware UTC: when we last sent an automatic reply
+    last_ack_template: str | None = None
+    opted_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What triage decided for one message. Pure data: acting on it is someone else's job."""
+
+    staffed: bool
+    reply_by: datetime | None  # aware UTC; None when no staffed time is ever scheduled
+    opens_at: datetime | None  # aware UTC; next opening when closed, None when staffed
+    emergency: str | None
+    redirect: str | None
+    team: str | None
+    language: str
+    template: str | None  # None when the cooldown (or an opt-out) holds the reply back
+    reply: str | None
+    matched: str | None = None  # the phrase that set emergency, redirect or team
+    held_back: str | None = None  # why no reply: "cooldown" or "opted-out"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """One message as the team sees it in the queue."""
+
+    id: int
+    reference: str
+    channel: str
+    platform_id: str
+    sender: str
+    sender_name: str | None
+    text: str
+    received_at: datetime
+    staffed: bool
+    reply_by: datetime | None
+    emergency: str | None
+    redirect: str | None
+    team: str | None
+    language: str
+    template: str | None
+    auto_reply: str | None
+    done_at: datetime | None = None
+    done_by: str | None = None
+    first_human_reply_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """The result of storing a message: the queue item, and whether it was already there."""
+
+    item: QueueItem
+    duplicate: bool
