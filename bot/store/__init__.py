@@ -1,0 +1,125 @@
+"""The store: one narrow interface for the queue of messages, and open_store to pick a database.
+
+SQLite is for laptops and single servers; a PostgreSQL implementation of the same Protocol follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+from bot.errors import HoldingReplyError
+from bot.models import Decision, Ingested, Message, QueueItem, SenderState
+
+__all__ = ["NotFound", "Store", "open_store"]
+
+
+class NotFound(HoldingReplyError):
+    """No message has this reference."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        super().__init__(f"No message has the reference {reference!r}.")
+
+
+class Store(Protocol):
+    """Where every message, its decision and its replies are kept.
+
+    Use it as an async context manager: entering opens the database and applies migrations,
+    leaving finishes pending writes and closes it. Datetimes in and out are aware UTC.
+    Database failures raise bot.errors.StoreError.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def ingest(
+        self, message: Message, decide: Callable[[SenderState, str], Decision]
+    ) -> Ingested:
+        """Store a message and its decision in one transaction.
+
+        A message already stored (same channel and platform_id) is returned with
+        duplicate=True, and decide is not called. Otherwise decide(sender_state, reference)
+        is called inside the transaction; it must be pure and fast, and may run on another
+        thread. If it raises, nothing is stored and the exception propagates.
+        """
+        ...
+
+    async def get(self, reference: str) -> QueueItem | None: ...
+
+    async def open_items(
+        self, include_done: bool = False, limit: int | None = None
+    ) -> list[QueueItem]:
+        """Most overdue first: emergencies, then reply_by (none last), then received_at.
+
+        With include_done, done items follow the open ones, in the same order.
+        """
+        ...
+
+    async def mark_done(self, reference: str, by: str, at: datetime) -> QueueItem:
+        """Mark an item done; an item already done keeps who did it first and when."""
+        ...
+
+    async def reopen(self, reference: str) -> QueueItem: ...
+
+    async def record_human_reply(
+        self, reference: str, text: str, by: str, at: datetime
+    ) -> QueueItem:
+        """Keep a reply a person sent; first_human_reply_at keeps the earliest."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """{"open": ..., "done": ..., "replies": ...}"""
+        ...
+
+
+_ACCEPTED = "sqlite:///relative/path.sqlite3, sqlite:////absolute/path.sqlite3 or sqlite://:memory:"
+
+
+def open_store(url: str, *, synchronous: str = "FULL") -> Store:
+    """The store a DATABASE_URL names. Nothing is opened until `async with store:`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise HoldingReplyError(f"DATABASE_URL has value {url!r}. Expected {_ACCEPTED}.")
+    scheme = scheme.lower()
+    if scheme in ("postgres", "postgresql"):
+        raise HoldingReplyError(
+            f"DATABASE_URL has value {_redact(url)!r}: PostgreSQL support arrives with the "
+            f"production store. For now use {_ACCEPTED}."
+        )
+    if scheme != "sqlite":
+        raise HoldingReplyError(
+            f"DATABASE_URL has value {_redact(url)!r}: the scheme {scheme!r} is not supported. "
+            f"Expected {_ACCEPTED}."
+        )
+    if rest == ":memory:":
+        path = ":memory:"
+    elif rest.startswith("/") and rest not in ("/", "//"):
+        # sqlite:///a/b is relative, sqlite:////a/b absolute, as in SQLAlchemy.
+        path = str(Path(rest[1:]).absolute())
+    else:
+        raise HoldingReplyError(
+            f"DATABASE_URL has value {url!r}: no database file is named. Expected {_ACCEPTED}."
+        )
+    from bot.store.sqlite import SQLiteStore  # here, so bot.store imports no driver
+
+    return SQLiteStore(path, synchronous=synchronous)
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, so an error message can be logged safely."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -1,0 +1,519 @@
+"""The SQLite store: one writer thread that commits jobs in groups, reads on a few connections.
+
+Group commit: the writer takes every job waiting (up to MAX_BATCH), runs each in its own
+SAVEPOINT inside one BEGIN IMMEDIATE ... COMMIT, so one fsync covers many messages under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import logging
+import queue
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
+
+from bot.errors import HoldingReplyError, StoreError
+from bot.models import Decision, Ingested, Message, QueueItem, SenderState, reference_for
+from bot.store import NotFound
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+def _q(sql: str) -> str:
+    """Queries are written once with $1 placeholders, as PostgreSQL wants; SQLite reads ?1."""
+    return re.sub(r"\$(\d+)", r"?\1", sql)
+
+
+_ITEM = """SELECT m.id, m.reference, m.channel, m.platform_id, m.sender, m.sender_name, m.text,
+    m.received_at, m.staffed, m.reply_by, m.emergency, m.redirect, m.team, m.language, m.template,
+    (SELECT r.text FROM replies r WHERE r.message_id = m.id AND r.kind = 'auto'
+     ORDER BY r.id LIMIT 1),
+    m.done_at, m.done_by, m.first_human_reply_at
+FROM messages m"""
+_ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NULL, m.reply_by,
+    m.received_at, m.id"""
+_BY_KEY = _q(f"{_ITEM} WHERE m.channel = $1 AND m.platform_id = $2")
+_BY_REFERENCE = _q(f"{_ITEM} WHERE m.reference = $1")
+_NEXT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM messages"
+_SENDER = _q(
+    "SELECT last_ack_at, last_ack_template, opted_out FROM senders"
+    " WHERE channel = $1 AND sender = $2"
+)
+_INSERT_MESSAGE = _q(
+    """INSERT INTO messages (id, reference, channel, platform_id, sender, sender_name, text,
+    received_at, staffed, reply_by, opens_at, emergency, redirect, team, language, template,
+    matched, held_back)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"""
+)
+_INSERT_REPLY = _q(
+    "INSERT INTO replies (message_id, kind, template, text, author, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_ACKNOWLEDGED = _q(
+    """INSERT INTO senders (channel, sender, last_ack_at, last_ack_template) VALUES ($1, $2, $3, $4)
+ON CONFLICT (channel, sender)
+DO UPDATE SET last_ack_at = excluded.last_ack_at, last_ack_template = excluded.last_ack_template"""
+)
+_DONE = _q(
+    "UPDATE messages SET done_at = $1, done_by = $2 WHERE reference = $3 AND done_at IS NULL"
+)
+_REOPEN = _q("UPDATE messages SET done_at = NULL, done_by = NULL WHERE reference = $1")
+_FIRST_HUMAN_REPLY = _q("UPDATE messages SET first_human_reply_at = $1 WHERE id = $2")
+_COUNTS = """SELECT (SELECT COUNT(*) FROM messages WHERE done_at IS NULL),
+    (SELECT COUNT(*) FROM messages WHERE done_at IS NOT NULL), (SELECT COUNT(*) FROM replies)"""
+
+
+@overload
+def to_text(at: datetime) -> str: ...
+@overload
+def to_text(at: None) -> None: ...
+def to_text(at: datetime | None) -> str | None:
+    """Fixed-width UTC text, so that text order is time order."""
+    if at is None:
+        return None
+    if at.utcoffset() is None:
+        raise ValueError(f"Datetime {at!r} has no time zone; the store keeps aware UTC only.")
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+@overload
+def from_text(text: str) -> datetime: ...
+@overload
+def from_text(text: None) -> None: ...
+def from_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _item(row: Sequence[Any]) -> QueueItem:
+    return QueueItem(
+        id=row[0], reference=row[1], channel=row[2], platform_id=row[3], sender=row[4],
+        sender_name=row[5], text=row[6], received_at=datetime.fromisoformat(row[7]),
+        staffed=bool(row[8]), reply_by=from_text(row[9]), emergency=row[10], redirect=row[11],
+        team=row[12], language=row[13], template=row[14], auto_reply=row[15],
+        done_at=from_text(row[16]), done_by=row[17], first_human_reply_at=from_text(row[18]),
+    )  # fmt: skip
+
+
+def _get(conn: sqlite3.Connection, reference: str) -> QueueItem | None:
+    row = conn.execute(_BY_REFERENCE, (reference,)).fetchone()
+    return None if row is None else _item(row)
+
+
+def _found(conn: sqlite3.Connection, reference: str) -> QueueItem:
+    item = _get(conn, reference)
+    if item is None:
+        raise NotFound(reference)
+    return item
+
+
+def _ingest(
+    conn: sqlite3.Connection, message: Message, decide: Callable[[SenderState, str], Decision]
+) -> Ingested:
+    row = conn.execute(_BY_KEY, (message.channel, message.platform_id)).fetchone()
+    if row is not None:
+        return Ingested(_item(row), duplicate=True)
+    # Only this thread writes, inside BEGIN IMMEDIATE, so the next id is ours to take.
+    (item_id,) = conn.execute(_NEXT_ID).fetchone()
+    reference = reference_for(item_id)
+    state = SenderState()
+    row = conn.execute(_SENDER, (message.channel, message.sender)).fetchone()
+    if row is not None:
+        state = SenderState(from_text(row[0]), row[1], bool(row[2]))
+    d = decide(state, reference)
+    received = to_text(message.received_at)
+    conn.execute(_INSERT_MESSAGE, (
+        item_id, reference, message.channel, message.platform_id, message.sender,
+        message.sender_name, message.text, received, int(d.staffed), to_text(d.reply_by),
+        to_text(d.opens_at), d.emergency, d.redirect, d.team, d.language, d.template, d.matched,
+        d.held_back,
+    ))  # fmt: skip
+    if d.reply is not None:
+        conn.execute(_INSERT_REPLY, (item_id, "auto", d.template, d.reply, None, received))
+        conn.execute(_ACKNOWLEDGED, (message.channel, message.sender, received, d.template))
+    item = QueueItem(
+        id=item_id, reference=reference, channel=message.channel,
+        platform_id=message.platform_id, sender=message.sender,
+        sender_name=message.sender_name, text=message.text, received_at=from_text(received),
+        staffed=d.staffed, reply_by=from_text(to_text(d.reply_by)), emergency=d.emergency,
+        redirect=d.redirect, team=d.team, language=d.language, template=d.template,
+        auto_reply=d.reply,
+    )  # fmt: skip
+    return Ingested(item, duplicate=False)
+
+
+@dataclass(slots=True)
+class _Job:
+    run: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.done():  # the caller gave up waiting; the write itself still happened
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL), numbered from 1 with no gaps."""
+    folder = resources.files("bot.store").joinpath("migrations").joinpath("sqlite")
+    try:
+        found = sorted(
+            (int(entry.name[:4]), entry.name, entry.read_text("utf-8"))
+            for entry in folder.iterdir()
+            if re.fullmatch(r"\d{4}_\w+\.sql", entry.name)
+        )
+    except OSError as e:
+        raise StoreError(f"Cannot read the SQLite migrations in {folder}: {e}") from e
+    versions = [version for version, _, _ in found]
+    if not versions or versions != list(range(1, len(versions) + 1)):
+        raise StoreError(
+            f"The SQLite migrations in {folder} are {versions}; expected 1, 2, 3... "
+            "(is bot/store/migrations/sqlite/*.sql in the package data?)"
+        )
+    return found
+
+
+def _statements(sql: str) -> Iterator[str]:
+    statement = ""
+    for line in sql.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if any(s.strip() and not s.strip().startswith("--") for s in statement.splitlines()):
+        raise StoreError(f"A migration ends without a semicolon: {statement.strip()[:80]!r}")
+
+
+class SQLiteStore:
+    """The Store on one SQLite file, or ":memory:" (then reads go through the writer too)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+        readers: int = 3,
+    ) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL"):
+            raise HoldingReplyError(
+                f"SQLite 'synchronous' has value {synchronous!r}. Expected 'FULL' or 'NORMAL'."
+            )
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self._memory = self.path == ":memory:"
+        self._reader_count = 0 if self._memory else max(1, readers)
+        self._open = False
+        self.commits = 0  # transactions the writer committed: for tests and measurements
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._pooled: list[sqlite3.Connection] = []
+
+    # Lifecycle.
+
+    async def __aenter__(self) -> Self:
+        if self._open or self._writer is not None:
+            raise StoreError(f"The store at {self.path} is already open.")
+        self._jobs = queue.SimpleQueue()
+        self._pool = queue.SimpleQueue()
+        if not self._memory:
+            try:
+                await asyncio.to_thread(Path(self.path).parent.mkdir, parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"Cannot create the directory for the SQLite database {self.path}: {e}"
+                ) from e
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._writer = threading.Thread(
+            target=self._write_forever,
+            args=(started,),
+            name=f"store-writer {self.path}",
+            daemon=True,  # if nobody closes the store, what was committed is safe anyway
+        )
+        self._writer.start()
+        try:
+            await asyncio.wrap_future(started)
+            for _ in range(self._reader_count):
+                self._pooled.append(await asyncio.to_thread(self._connect, reader=True))
+        except BaseException:
+            await self._stop()
+            raise
+        for conn in self._pooled:
+            self._pool.put(conn)
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, self._reader_count), thread_name_prefix="store-reader"
+        )
+        self._open = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._open = False  # no new jobs; the ones queued still run
+        await self._stop()
+
+    async def _stop(self) -> None:
+        if self._readers is not None:
+            await asyncio.to_thread(self._readers.shutdown, wait=True)
+            self._readers = None
+        while self._pooled:
+            self._pooled.pop().close()
+        self._pool = queue.SimpleQueue()
+        if self._writer is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+
+    def _connect(self, *, reader: bool) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None,
+                check_same_thread=not reader, cached_statements=64,
+            )  # fmt: skip
+            try:
+                if reader:
+                    conn.execute("PRAGMA query_only = ON")
+                    return conn
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                if mode != ("memory" if self._memory else "wal"):
+                    raise StoreError(f"The database {self.path} cannot use WAL mode ({mode}).")
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                conn.execute("PRAGMA foreign_keys = ON")
+                return conn
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as e:
+            raise self._error("open", e) from e
+
+    def _error(self, doing: str, e: sqlite3.Error) -> StoreError:
+        error = StoreError(f"Could not {doing} the SQLite database {self.path}: {e}")
+        error.__cause__ = e
+        return error
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        migrations = _migrations()
+        latest = migrations[-1][0]
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        for version, name, sql in migrations:
+            conn.execute("BEGIN IMMEDIATE")  # another process may be migrating too
+            try:
+                (current,) = conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+                ).fetchone()
+                if current > latest:
+                    raise StoreError(
+                        f"The database {self.path} has schema version {current}, but this "
+                        f"Holding Reply knows versions up to {latest}. Upgrade Holding Reply, "
+                        "or restore a backup made by this version."
+                    )
+                if version > current:
+                    log.info("Applying migration %s to %s", name, self.path)
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        _q("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"),
+                        (version, to_text(datetime.now(UTC))),
+                    )
+                conn.execute("COMMIT")
+            except BaseException as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise self._error(f"apply migration {name} to", e) from e
+                raise
+
+    # The writer thread.
+
+    def _write_forever(self, started: concurrent.futures.Future[None]) -> None:
+        try:
+            conn = self._connect(reader=False)
+        except BaseException as e:
+            started.set_exception(e)
+            return
+        try:
+            try:
+                self._migrate(conn)
+            except BaseException as e:
+                started.set_exception(e)
+                return
+            started.set_result(None)
+            stopping = False
+            while not stopping:
+                job = self._jobs.get()
+                if job is None:
+                    break
+                batch = [job]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stopping = True
+                        break
+                    batch.append(job)
+                self._deliver(batch, self._commit(conn, batch))
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                log.warning("Could not checkpoint %s on closing: %s", self.path, e)
+        finally:
+            conn.close()
+
+    def _commit(
+        self, conn: sqlite3.Connection, batch: list[_Job]
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Run every job of the batch in one transaction; one failing job fails only itself."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job.run(conn)
+                except BaseException as e:
+                    if not conn.in_transaction:  # SQLite rolled the whole transaction back
+                        raise
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    error = self._error("write to", e) if isinstance(e, sqlite3.Error) else e
+                    outcomes.append((None, error))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((result, None))
+            conn.execute("COMMIT")
+            self.commits += 1
+            return outcomes
+        except BaseException as e:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error as rollback_error:
+                    log.warning("Could not roll back %s: %s", self.path, rollback_error)
+            error = self._error("write to", e) if isinstance(e, sqlite3.Error) else e
+            return [(None, error)] * len(batch)
+
+    def _deliver(self, batch: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for job, (result, error) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, result, error))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, settled)
+
+    # Running jobs.
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError(f"The store at {self.path} is not open: use `async with store:`.")
+
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(run, loop, future))
+        return await future
+
+    async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        self._check_open()
+        if self._memory:  # a second connection would see a different, empty database
+            return await self._write(run)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._pooled_read, run
+        )
+
+    def _pooled_read(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._pool.get()
+        try:
+            return run(conn)
+        except sqlite3.Error as e:
+            raise self._error("read from", e) from e
+        finally:
+            self._pool.put(conn)
+
+    # The Store interface.
+
+    async def ingest(
+        self, message: Message, decide: Callable[[SenderState, str], Decision]
+    ) -> Ingested:
+        to_text(message.received_at)  # a naive datetime fails here, not in the writer
+        return await self._write(lambda conn: _ingest(conn, message, decide))
+
+    async def get(self, reference: str) -> QueueItem | None:
+        return await self._read(lambda conn: _get(conn, reference))
+
+    async def open_items(
+        self, include_done: bool = False, limit: int | None = None
+    ) -> list[QueueItem]:
+        where = "" if include_done else "WHERE m.done_at IS NULL"
+        sql = f"{_ITEM} {where} {_ORDER}" + ("" if limit is None else _q(" LIMIT $1"))
+        params = () if limit is None else (limit,)
+        return await self._read(lambda conn: [_item(r) for r in conn.execute(sql, params)])
+
+    async def mark_done(self, reference: str, by: str, at: datetime) -> QueueItem:
+        done_at = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> QueueItem:
+            conn.execute(_DONE, (done_at, by, reference))
+            return _found(conn, reference)
+
+        return await self._write(run)
+
+    async def reopen(self, reference: str) -> QueueItem:
+        def run(conn: sqlite3.Connection) -> QueueItem:
+            conn.execute(_REOPEN, (reference,))
+            return _found(conn, reference)
+
+        return await self._write(run)
+
+    async def record_human_reply(
+        self, reference: str, text: str, by: str, at: datetime
+    ) -> QueueItem:
+        created = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> QueueItem:
+            item = _found(conn, reference)
+            conn.execute(_INSERT_REPLY, (item.id, "human", None, text, by, created))
+            first = item.first_human_reply_at
+            if first is not None and first <= at:
+                return item
+            conn.execute(_FIRST_HUMAN_REPLY, (created, item.id))
+            return dataclasses.replace(item, first_human_reply_at=from_text(created))
+
+        return await self._write(run)
+
+    async def counts(self) -> dict[str, int]:
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            open_, done, replies = conn.execute(_COUNTS).fetchone()
+            return {"open": open_, "done": done, "replies": replies}
+
+        return await self._read(run)

@@ -1,0 +1,202 @@
+"""What only the SQLite store does: WAL, migrations, URLs, group commit, file errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.errors import HoldingReplyError, StoreError
+from bot.models import Decision, SenderState
+from bot.store import open_store
+from bot.store.sqlite import SQLiteStore, from_text, to_text
+
+from .test_store_contract import Boom, Decider, explode, message
+
+
+def tables(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_the_database_is_in_wal_mode_with_migrations_recorded_once(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    async with SQLiteStore(path):
+        assert tables(path, "PRAGMA journal_mode") == [("wal",)]
+    async with SQLiteStore(path):
+        pass
+
+    rows = tables(path, "SELECT version, applied_at FROM schema_migrations")
+    assert [version for version, _ in rows] == [1]
+    applied_at = from_text(str(rows[0][1]))
+    assert datetime.now(UTC) - applied_at < timedelta(minutes=1)
+    names = {name for (name,) in tables(path, "SELECT name FROM sqlite_master")}
+    assert {"messages", "replies", "senders", "messages_open"} <= names
+
+
+async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    async with SQLiteStore(path):
+        pass
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00.000000Z')")
+
+    with pytest.raises(StoreError, match=r"schema version 99.*knows versions up to 1") as raised:
+        async with SQLiteStore(path):
+            pass
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgres://holding:s3cret@db.example/queue", "PostgreSQL support arrives"),
+        ("postgresql://db.example/queue", "PostgreSQL support arrives"),
+        ("mysql://db.example/queue", "'mysql' is not supported"),
+        ("queue.sqlite3", "sqlite:///relative/path.sqlite3"),
+        ("sqlite://", "no database file"),
+        ("sqlite:///", "no database file"),
+        ("sqlite://relative.sqlite3", "no database file"),
+    ],
+)
+def test_a_bad_url_says_what_is_accepted(url: str, says: str) -> None:
+    with pytest.raises(HoldingReplyError, match=says) as raised:
+        open_store(url)
+    assert "sqlite:////absolute/path.sqlite3" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+async def test_a_relative_url_is_under_the_working_directory_made_on_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///data/queue.sqlite3")
+    assert not (tmp_path / "data").exists()  # constructing has no side effects
+    async with store:
+        await store.ingest(message(), Decider())
+    assert (tmp_path / "data" / "queue.sqlite3").is_file()
+
+
+async def test_an_absolute_url(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "queue.sqlite3"
+    async with open_store(f"sqlite:///{path}") as store:
+        await store.ingest(message(), Decider())
+    assert tables(path, "SELECT platform_id FROM messages") == [("m1",)]
+
+
+async def test_an_in_memory_store_works_while_open() -> None:
+    async with open_store("sqlite://:memory:") as store:
+        item = (await store.ingest(message(), Decider())).item
+        assert await store.get(item.reference) == item
+        assert await store.open_items() == [item]
+
+
+def test_synchronous_is_full_or_normal() -> None:
+    assert SQLiteStore("x.sqlite3").synchronous == "FULL"
+    assert SQLiteStore("x.sqlite3", synchronous="normal").synchronous == "NORMAL"
+    with pytest.raises(HoldingReplyError, match="'synchronous' has value 'OFF'"):
+        SQLiteStore("x.sqlite3", synchronous="OFF")
+
+
+@pytest.mark.parametrize("where", ["under a file", "a directory", "not a database"])
+async def test_a_path_that_cannot_be_used_gives_a_store_error_naming_it(
+    tmp_path: Path, where: str
+) -> None:
+    if where == "under a file":
+        (tmp_path / "file").write_text("")
+        path = tmp_path / "file" / "queue.sqlite3"
+    elif where == "a directory":
+        path = tmp_path / "queue.sqlite3"
+        path.mkdir()
+    else:
+        path = tmp_path / "queue.sqlite3"
+        path.write_bytes(b"this is not a database, it is a shopping list" * 100)
+
+    with pytest.raises(StoreError) as raised:
+        async with SQLiteStore(path):
+            pass
+    assert str(path) in str(raised.value)
+
+
+async def test_a_failing_job_in_a_batch_leaves_the_others_committed(tmp_path: Path) -> None:
+    """The writer is held on one message while twenty more queue up, one of which fails."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(state: SenderState, reference: str) -> Decision:
+        entered.set()
+        release.wait(timeout=10)
+        return Decider()(state, reference)
+
+    path = tmp_path / "store.sqlite3"
+    async with SQLiteStore(path) as store:
+        first = asyncio.create_task(store.ingest(message("held"), hold))
+        await asyncio.to_thread(entered.wait, 10)
+        # While the writer holds its transaction open, reads still proceed.
+        assert await store.counts() == {"open": 0, "done": 0, "replies": 0}
+        batch = [
+            asyncio.create_task(store.ingest(message(f"m{i}"), explode if i == 7 else Decider()))
+            for i in range(20)
+        ]
+        await asyncio.sleep(0)  # every task has queued its job
+        before = store.commits
+        release.set()
+        results = await asyncio.gather(first, *batch, return_exceptions=True)
+        assert store.commits - before == 2  # the held batch, then the twenty together
+
+    assert isinstance(results[8], Boom)
+    assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 8)
+    stored = {platform_id for (platform_id,) in tables(path, "SELECT platform_id FROM messages")}
+    assert stored == {"held"} | {f"m{i}" for i in range(20) if i != 7}
+
+
+async def test_closing_checkpoints_the_write_ahead_log(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    async with SQLiteStore(path) as store:
+        await asyncio.gather(*(store.ingest(message(f"m{i}"), Decider()) for i in range(50)))
+    wal = tmp_path / "store.sqlite3-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_queries_are_written_with_numbered_placeholders() -> None:
+    from bot.store import sqlite
+
+    assert sqlite._q("WHERE a = $1 AND b = $12") == "WHERE a = ?1 AND b = ?12"
+
+
+@given(
+    st.datetimes(datetime(1900, 1, 1), datetime(9000, 1, 1), timezones=st.timezones()),
+    st.datetimes(datetime(1900, 1, 1), datetime(9000, 1, 1), timezones=st.just(UTC)),
+)
+def test_stored_text_is_the_same_instant_and_sorts_like_time(at: datetime, other: datetime) -> None:
+    text = to_text(at)
+    assert from_text(text) == at.astimezone(UTC)
+    assert from_text(text).tzinfo is UTC
+    assert len(text) == len(to_text(other))
+    assert (text < to_text(other)) == (at.astimezone(UTC) < other)
+
+
+async def test_a_database_locked_by_another_process_gives_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    async with SQLiteStore(path, busy_timeout=0.1) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            results = await asyncio.gather(
+                *(store.ingest(message(f"m{i}"), Decider()) for i in range(5)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(r, StoreError) for r in results), results
+            assert "database is locked" in str(results[0])
+            assert str(path) in str(results[0])
+            assert await store.counts() == {"open": 0, "done": 0, "replies": 0}
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert not (await store.ingest(message("m0"), Decider())).duplicate
