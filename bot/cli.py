@@ -1,0 +1,259 @@
+"""The command line: serve, check, preview, bio, queue, done, reopen, replied.
+
+Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
+explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import when
+from bot.check import load, rules_path, summary
+from bot.errors import HoldingReplyError, RulesError, StoreError
+from bot.models import Message, QueueItem, SenderState
+from bot.server import database_url, serve
+from bot.store import NotFound, open_store
+from bot.triage import Triage
+
+PREVIEW_REFERENCE = "PREV-IEW0"
+
+
+def parse_when(text: str, zone: ZoneInfo) -> datetime:
+    """ISO 8601; without an offset it is local time in the organisation's zone."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise HoldingReplyError(
+            f"--at {text!r} is not a date and time; expected ISO 8601 such as 2026-12-24T19:30 "
+            "(local time) or 2026-12-24T19:30:00+00:00"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    triage = load(rules_path(args.rules))
+    print(summary(triage, datetime.now(UTC)))
+    return 0
+
+
+def preview_one(triage: Triage, channel: str, text: str, at: datetime) -> dict[str, Any]:
+    message = Message(channel, "preview", "preview", text, at, None)
+    decision = triage.decide(message, SenderState(), PREVIEW_REFERENCE)
+    tz = triage.rules.timezone
+
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(tz).isoformat() if value else None
+
+    return {
+        "at": iso(at),
+        "channel": channel,
+        "staffed": decision.staffed,
+        "opens_at": iso(decision.opens_at),
+        "reply_by": iso(decision.reply_by),
+        "emergency": decision.emergency,
+        "redirect": decision.redirect,
+        "team": decision.team,
+        "matched": decision.matched,
+        "language": decision.language,
+        "template": decision.template,
+        "reply": decision.reply,
+    }
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    triage = load(rules_path(args.rules))
+    tz = triage.rules.timezone
+    moments = [parse_when(a, tz) for a in args.at] or [datetime.now(UTC)]
+    for at in moments:
+        result = preview_one(triage, args.channel, args.text, at)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+            continue
+        local = at.astimezone(tz)
+        state = "staffed" if result["staffed"] else "closed"
+        print(f"At {local:%A %-d %B %Y %H:%M %Z} ({state})")
+        if result["reply_by"]:
+            reply_by = datetime.fromisoformat(result["reply_by"])
+            print(f"  reply by:  {when.say_when(reply_by, local, 'en')} ({result['reply_by']})")
+        else:
+            print("  reply by:  never (no staffed hours are scheduled)")
+        for key in ("emergency", "redirect", "team", "matched", "language", "template"):
+            print(f"  {key + ':':<10} {result[key] if result[key] is not None else '-'}")
+        print("  reply:")
+        for line in (result["reply"] or "").splitlines():
+            print(f"    {line}")
+        print()
+    return 0
+
+
+def cmd_bio(args: argparse.Namespace) -> int:
+    triage = load(rules_path(args.rules))
+    channels = [args.channel] if args.channel else list(triage.rules.channels) or ["web"]
+    now = datetime.now(UTC)
+    for channel in channels:
+        text = triage.bio(channel, now)
+        prefix = f"{channel}: " if len(channels) > 1 else ""
+        print(prefix + text.replace("\n", " "))
+    return 0
+
+
+def _zone(args: argparse.Namespace) -> ZoneInfo:
+    try:
+        return load(rules_path(getattr(args, "rules", None))).rules.timezone
+    except RulesError:
+        print("warning: rules.toml is invalid; showing times in UTC", file=sys.stderr)
+        return ZoneInfo("UTC")
+
+
+def item_json(item: QueueItem, tz: ZoneInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in item.__slots__:  # type: ignore[attr-defined]
+        value = getattr(item, key)
+        out[key] = value.astimezone(tz).isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+async def _queue(args: argparse.Namespace, tz: ZoneInfo) -> int:
+    async with open_store(database_url()) as store:
+        items = await store.open_items(include_done=args.all)
+    now = datetime.now(UTC)
+    if args.json:
+        print(json.dumps([item_json(i, tz) for i in items], ensure_ascii=False, indent=1))
+        return 0
+    if not items:
+        print("The queue is empty." if not args.all else "No messages stored yet.")
+        return 0
+    print(f"{'reference':<10} {'channel':<8} {'received':<17} {'reply by':<17} {'flag':<22} text")
+    for item in items:
+        due = item.reply_by.astimezone(tz).strftime("%a %d %b %H:%M") if item.reply_by else "-"
+        if item.reply_by and item.reply_by < now and item.done_at is None:
+            due += " !"
+        flag = (f"EMERGENCY {item.emergency}" if item.emergency else item.redirect or item.team or "")
+        if item.done_at:
+            flag = f"done by {item.done_by}"
+        text = " ".join(item.text.split())
+        text = text[:57] + "..." if len(text) > 60 else text
+        received = item.received_at.astimezone(tz).strftime("%a %d %b %H:%M")
+        print(f"{item.reference:<10} {item.channel:<8} {received:<17} {due:<17} {flag[:22]:<22} {text}")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    return asyncio.run(_queue(args, _zone(args)))
+
+
+async def _update(args: argparse.Namespace) -> int:
+    now = parse_when(args.at, ZoneInfo("UTC")) if getattr(args, "at", None) else datetime.now(UTC)
+    async with open_store(database_url()) as store:
+        if args.command == "done":
+            item = await store.mark_done(args.reference, args.by, now)
+        elif args.command == "reopen":
+            item = await store.reopen(args.reference)
+        else:
+            item = await store.record_human_reply(args.reference, args.text or "", args.by, now)
+    print(f"{item.reference}: {'done' if item.done_at else 'open'}")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    return asyncio.run(_update(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot import logs
+
+    logs.setup()
+    port = args.port or int(os.environ.get("PORT") or 8080)
+    asyncio.run(serve(args.host, port, rules_path(args.rules), database_url()))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bot", description=(
+        "Holding Reply: honest automatic first replies, and one queue for the team. "
+        "Without a command, runs the server."))  # fmt: skip
+    sub = p.add_subparsers(dest="command")
+
+    def rules_arg(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--rules", metavar="FILE", help="rules file (default: $RULES_FILE or ./rules.toml)")
+
+    s = sub.add_parser("serve", help="run the server (the default)")
+    rules_arg(s)
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, help="port (default: $PORT or 8080)")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("check", help="validate rules.toml and every template")
+    rules_arg(s)
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("preview", help="say what the bot would answer to TEXT")
+    rules_arg(s)
+    s.add_argument("--channel", default="web", choices=["web", "telegram", "x"])
+    s.add_argument("--at", action="append", default=[], metavar="WHEN",
+                   help="ISO 8601; local time when it has no offset; may be repeated")  # fmt: skip
+    s.add_argument("--json", action="store_true", help="one JSON object a line")
+    s.add_argument("text", metavar="TEXT")
+    s.set_defaults(func=cmd_preview)
+
+    s = sub.add_parser("bio", help="print the one-line profile text for each channel")
+    rules_arg(s)
+    s.add_argument("--channel", choices=["web", "telegram", "x"])
+    s.set_defaults(func=cmd_bio)
+
+    s = sub.add_parser("queue", help="list open messages, the most overdue first")
+    rules_arg(s)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--all", action="store_true", help="include messages marked done")
+    s.set_defaults(func=cmd_queue)
+
+    s = sub.add_parser("done", help="mark a message done")
+    s.add_argument("reference")
+    s.add_argument("--by", required=True, help="who dealt with it")
+    s.set_defaults(func=cmd_update)
+    s = sub.add_parser("reopen", help="reopen a message marked done")
+    s.add_argument("reference")
+    s.set_defaults(func=cmd_update)
+    s = sub.add_parser("replied", help="record that a person replied (outside Holding Reply)")
+    s.add_argument("reference")
+    s.add_argument("--by", required=True)
+    s.add_argument("--text", help="what was said (optional)")
+    s.add_argument("--at", help="when, ISO 8601 (default: now)")
+    s.set_defaults(func=cmd_update)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command is None:
+        args = parser().parse_args(["serve", *(argv or [])])
+    try:
+        return int(args.func(args))
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found; nothing was changed.", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"database unavailable: {exc}", file=sys.stderr)
+        return 3
+    except NotFound as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except HoldingReplyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,389 @@
+"""rules.toml, read into frozen values; every mistake is reported with its file, line and key.
+
+The table `KEYS` below is the one list of what rules.toml may contain. The README documents each
+entry, and a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.bank_holidays import BankHolidays, describe_specs, load_bank_holidays
+from bot.durations import (
+    ParseError,
+    Promise,
+    TimeRange,
+    parse_duration,
+    parse_promise,
+    parse_ranges,
+)
+from bot.errors import Problem, RulesError
+from bot.phrases import PhraseSet, phrase_problem
+from bot.schedule import Closure, Schedule, SpecialHours
+from bot.tomlfile import Key, TomlDocument, read_toml
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+CHANNELS = ("web", "telegram", "x")
+LANGUAGES = ("en", "cy")
+
+# Every key rules.toml accepts, with a one-line description. `<day>` stands for a day name and
+# `<name>` for a channel name. The README must mention each of these (tests/test_docs.py).
+KEYS: dict[str, str] = {
+    "organisation.name": "The organisation's name, as replies say it.",
+    "organisation.timezone": "IANA timezone of the staffed hours, e.g. Europe/London.",
+    "organisation.bank_holidays": "Which bank holidays close the desk.",
+    "organisation.languages": 'Reply languages, e.g. ["en"] or ["en", "cy"].',
+    "organisation.bilingual": "Send every reply in all the languages at once.",
+    "organisation.responses": "Folder(s) of reply templates, relative to rules.toml.",
+    "hours.<day>": "Staffed ranges on that day of the week.",
+    "closures.from": "First closed date of a closure.",
+    "closures.to": "Last closed date of a closure.",
+    "closures.reason": "What the closure is called in replies.",
+    "closures.reason_cy": "The closure's name in Welsh replies (optional).",
+    "special_hours.date": "The date with different hours.",
+    "special_hours.hours": "That date's ranges, or closed.",
+    "special_hours.reason": "Why that date is different (optional).",
+    "promise.first_reply": "How soon a person replies, in working time.",
+    "acknowledgement.cooldown": "At most one acknowledgement per sender per channel in this time.",
+    "channels.<name>.enabled": "Whether the channel is switched on.",
+    "channels.<name>.hours": "The channel's own staffed hours (a table of days).",
+    "channels.<name>.bank_holidays": "The channel's own bank holidays.",
+    "channels.<name>.promise": "The channel's own first-reply promise.",
+    "emergency.name": "The emergency category's name.",
+    "emergency.phrases": "Phrases that mean this emergency.",
+    "emergency.unless": "Phrases that cancel a match (optional).",
+    "emergency.response": "The template that answers it.",
+    "redirect.name": "The redirect's name.",
+    "redirect.phrases": "Phrases that mean it.",
+    "redirect.unless": "Phrases that cancel a match (optional).",
+    "redirect.response": "The template that answers it.",
+    "team.name": "The team's name.",
+    "team.phrases": "Phrases that route a message to the team.",
+    "team.unless": "Phrases that cancel a match (optional).",
+    "team.promise": "The team's own first-reply promise (optional).",
+    "team.hours": "The team's own staffed hours (optional table of days).",
+    "team.response": "The team's own acknowledgement template (optional).",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """An [[emergency]], [[redirect]] or [[team]] entry, with its phrases compiled."""
+
+    name: str
+    phrases: PhraseSet
+    response: str | None
+    promise: Promise | None = None
+    hours: tuple[tuple[TimeRange, ...], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRules:
+    name: str
+    enabled: bool = True
+    hours: tuple[tuple[TimeRange, ...], ...] | None = None
+    bank_holidays: str | None = None
+    promise: Promise | None = None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The whole of rules.toml, checked. Build schedules with `schedule_for`."""
+
+    path: Path
+    name: str
+    timezone: ZoneInfo
+    bank_holidays: str
+    languages: tuple[str, ...]
+    bilingual: bool
+    response_dirs: tuple[Path, ...]
+    hours: tuple[tuple[TimeRange, ...], ...]
+    closures: tuple[Closure, ...]
+    special_hours: Mapping[date, SpecialHours]
+    promise: Promise
+    cooldown: timedelta
+    channels: Mapping[str, ChannelRules]
+    emergencies: tuple[Category, ...]
+    redirects: tuple[Category, ...]
+    teams: tuple[Category, ...]
+    _schedules: dict[tuple[str | None, str | None], Schedule] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _calendars: dict[str, BankHolidays] = field(default_factory=dict, compare=False, repr=False)
+
+    def calendar(self, spec: str) -> BankHolidays:
+        if spec not in self._calendars:
+            self._calendars[spec] = load_bank_holidays(spec)
+        return self._calendars[spec]
+
+    def channel(self, name: str) -> ChannelRules:
+        return self.channels.get(name) or ChannelRules(name)
+
+    def team(self, name: str | None) -> Category | None:
+        return next((t for t in self.teams if t.name == name), None)
+
+    def schedule_for(self, channel: str, team: str | None = None) -> Schedule:
+        """Hours: the team's, else the channel's, else the organisation's."""
+        key = (channel, team)
+        cached = self._schedules.get(key)
+        if cached is not None:
+            return cached
+        chan = self.channel(channel)
+        found = self.team(team)
+        hours = (found.hours if found else None) or chan.hours or self.hours
+        schedule = Schedule(
+            self.timezone,
+            hours,
+            self.calendar(chan.bank_holidays or self.bank_holidays),
+            self.closures,
+            self.special_hours,
+        )
+        self._schedules[key] = schedule
+        return schedule
+
+    def promise_for(self, channel: str, team: str | None = None) -> Promise:
+        """Precedence: team, then channel, then organisation."""
+        found = self.team(team)
+        return (found.promise if found else None) or self.channel(channel).promise or self.promise
+
+
+class _Reader:
+    """Walks the TOML data, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, doc: TomlDocument) -> None:
+        self.doc = doc
+        self.problems: list[Problem] = []
+
+    def fail(self, key: Key, message: str) -> None:
+        self.problems.append(self.doc.problem(key, message))
+
+    def table(self, key: Key, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table ([{'.'.join(map(str, key))}]), got {value!r}")
+            return {}
+        for name in value:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+                hint = f'; did you mean "{close[0]}"?' if close else f"; allowed: {', '.join(allowed)}"
+                self.fail((*key, name), f"unknown key {name!r}{hint}")
+        return value
+
+    def text(self, key: Key, value: Any, *, required: bool = True) -> str | None:
+        if value is None:
+            if required:
+                self.fail(key, "missing; this key is required")
+            return None
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(key, f"expected text in quotes, got {value!r}")
+            return None
+        return value
+
+    def boolean(self, key: Key, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, f"expected true or false (no quotes), got {value!r}")
+            return default
+        return value
+
+    def day(self, key: Key, value: Any) -> date | None:
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.fail(key, f'expected a date written "YYYY-MM-DD", got {value!r}')
+        return None
+
+    def parsed(self, key: Key, value: Any, parse: Any, default: Any = None) -> Any:
+        text = self.text(key, value, required=default is None)
+        if text is None:
+            return default
+        try:
+            return parse(text)
+        except ParseError as exc:
+            self.fail(key, str(exc))
+            return default
+
+    def weekly(self, key: Key, value: Any) -> tuple[tuple[TimeRange, ...], ...]:
+        days = self.table(key, value, DAYS)
+        return tuple(
+            self.parsed((*key, d), days[d], parse_ranges, ()) if d in days else () for d in DAYS
+        )
+
+    def phrases(self, key: Key, value: Any, *, required: bool) -> tuple[str, ...]:
+        if value is None and not required:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            self.fail(key, f'expected a list of phrases in quotes, e.g. ["bin", "recycling"], got {value!r}')
+            return ()
+        for index, phrase in enumerate(value):
+            problem = phrase_problem(phrase)
+            if problem:
+                self.fail((*key, index), f"{phrase!r}: {problem}")
+        return tuple(value)
+
+    def holidays(self, key: Key, value: Any) -> str | None:
+        spec = self.text(key, value, required=False)
+        if spec is None:
+            return None
+        try:
+            load_bank_holidays(spec)
+        except ValueError as exc:
+            self.fail(key, str(exc))
+            return None
+        return spec
+
+
+def load_rules(path: str | os.PathLike[str]) -> Rules:
+    """Read and check rules.toml; raise RulesError listing every problem found."""
+    doc = read_toml(Path(path))
+    r = _Reader(doc)
+    data = r.table((), doc.data, (
+        "organisation", "hours", "closures", "special_hours", "promise", "acknowledgement",
+        "channels", "emergency", "redirect", "team",
+    ))  # fmt: skip
+
+    org = r.table(("organisation",), data.get("organisation", {}), (
+        "name", "timezone", "bank_holidays", "languages", "bilingual", "responses",
+    ))  # fmt: skip
+    name = r.text(("organisation", "name"), org.get("name")) or "?"
+    timezone = ZoneInfo("UTC")
+    tz_name = r.text(("organisation", "timezone"), org.get("timezone", "Europe/London"))
+    if tz_name:
+        try:
+            timezone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.fail(("organisation", "timezone"),
+                   f"{tz_name!r} is not a timezone; expected an IANA name such as \"Europe/London\"")  # fmt: skip
+    bank = r.holidays(("organisation", "bank_holidays"), org.get("bank_holidays", "england-and-wales"))
+    languages = org.get("languages", ["en"])
+    if not (isinstance(languages, list) and languages and all(x in LANGUAGES for x in languages)):
+        r.fail(("organisation", "languages"),
+               f"expected a list of language codes from {list(LANGUAGES)}, e.g. [\"en\"], got {languages!r}")  # fmt: skip
+        languages = ["en"]
+    bilingual = r.boolean(("organisation", "bilingual"), org.get("bilingual"), False)
+    if bilingual and len(languages) < 2:
+        r.fail(("organisation", "bilingual"), "needs two languages, e.g. languages = [\"en\", \"cy\"]")
+    dirs = org.get("responses", "responses")
+    if isinstance(dirs, str):
+        dirs = [dirs]
+    if not (isinstance(dirs, list) and dirs and all(isinstance(d, str) for d in dirs)):
+        r.fail(("organisation", "responses"), f"expected a folder name or a list of them, got {dirs!r}")
+        dirs = ["responses"]
+    response_dirs = tuple((doc.path.parent / d).resolve() for d in dirs)
+    for d, resolved in zip(dirs, response_dirs, strict=True):
+        if not resolved.is_dir():
+            r.fail(("organisation", "responses"), f"folder {d!r} not found (looked for {resolved})")
+
+    hours = r.weekly(("hours",), data.get("hours", {}))
+
+    closures: list[Closure] = []
+    for i, item in enumerate(_array(r, ("closures",), data.get("closures", []))):
+        c = r.table(("closures", i), item, ("from", "to", "reason", "reason_cy"))
+        start = r.day(("closures", i, "from"), c.get("from"))
+        end = r.day(("closures", i, "to"), c.get("to", c.get("from")))
+        reason = r.text(("closures", i, "reason"), c.get("reason"))
+        reason_cy = r.text(("closures", i, "reason_cy"), c.get("reason_cy"), required=False)
+        if start and end and end < start:
+            r.fail(("closures", i, "to"), f"{end} is before from = {start}; both ends are included")
+        if start and end and reason:
+            closures.append(Closure(start, end, reason, reason_cy))
+
+    special: dict[date, SpecialHours] = {}
+    for i, item in enumerate(_array(r, ("special_hours",), data.get("special_hours", []))):
+        s = r.table(("special_hours", i), item, ("date", "hours", "reason"))
+        day = r.day(("special_hours", i, "date"), s.get("date"))
+        ranges = r.parsed(("special_hours", i, "hours"), s.get("hours"), parse_ranges)
+        reason = r.text(("special_hours", i, "reason"), s.get("reason"), required=False)
+        if day in special:
+            r.fail(("special_hours", i, "date"), f"{day} is listed twice")
+        if day is not None and ranges is not None:
+            special[day] = SpecialHours(day, ranges, reason)
+
+    promise_table = r.table(("promise",), data.get("promise", {}), ("first_reply",))
+    promise = r.parsed(("promise", "first_reply"), promise_table.get("first_reply", "4 working hours"), parse_promise)
+    ack = r.table(("acknowledgement",), data.get("acknowledgement", {}), ("cooldown",))
+    cooldown = r.parsed(("acknowledgement", "cooldown"), ack.get("cooldown", "12 hours"), parse_duration)
+
+    channels: dict[str, ChannelRules] = {}
+    for cname, value in r.table(("channels",), data.get("channels", {"web": {}}), CHANNELS).items():
+        if cname not in CHANNELS:
+            continue
+        key: Key = ("channels", cname)
+        ch = r.table(key, value, ("enabled", "hours", "bank_holidays", "promise"))
+        channels[cname] = ChannelRules(
+            cname,
+            r.boolean((*key, "enabled"), ch.get("enabled"), True),
+            r.weekly((*key, "hours"), ch["hours"]) if "hours" in ch else None,
+            r.holidays((*key, "bank_holidays"), ch.get("bank_holidays")),
+            r.parsed((*key, "promise"), ch.get("promise"), parse_promise, False) or None,
+        )
+
+    emergencies = _categories(r, "emergency", data, team=False)
+    redirects = _categories(r, "redirect", data, team=False)
+    teams = _categories(r, "team", data, team=True)
+
+    if r.problems:
+        raise RulesError(r.problems)
+    return Rules(
+        path=doc.path,
+        name=name,
+        timezone=timezone,
+        bank_holidays=bank or "england-and-wales",
+        languages=tuple(languages),
+        bilingual=bilingual,
+        response_dirs=response_dirs,
+        hours=hours,
+        closures=tuple(closures),
+        special_hours=special,
+        promise=promise,
+        cooldown=cooldown,
+        channels=channels,
+        emergencies=emergencies,
+        redirects=redirects,
+        teams=teams,
+    )
+
+
+def _array(r: _Reader, key: Key, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        r.fail(key, f"expected one or more [[{key[0]}]] tables, got {value!r}")
+        return []
+    return value
+
+
+def _categories(r: _Reader, kind: str, data: Mapping[str, Any], *, team: bool) -> tuple[Category, ...]:
+    allowed = ("name", "phrases", "unless", "promise", "hours", "response") if team else (
+        "name", "phrases", "unless", "response")  # fmt: skip
+    out: list[Category] = []
+    names: set[str] = set()
+    for i, item in enumerate(_array(r, (kind,), data.get(kind, []))):
+        key: Key = (kind, i)
+        t = r.table(key, item, allowed)
+        name = r.text((*key, "name"), t.get("name"))
+        if name and name in names:
+            r.fail((*key, "name"), f"{name!r} is used by another [[{kind}]]; names must differ")
+        names.add(name or "")
+        phrases = r.phrases((*key, "phrases"), t.get("phrases"), required=True)
+        unless = r.phrases((*key, "unless"), t.get("unless"), required=False)
+        response = r.text((*key, "response"), t.get("response"), required=not team)
+        promise = r.parsed((*key, "promise"), t.get("promise"), parse_promise, False) or None
+        hours = r.weekly((*key, "hours"), t["hours"]) if "hours" in t else None
+        if name:
+            matcher = PhraseSet(phrases, unless, emergency=kind == "emergency")
+            out.append(Category(name, matcher, response, promise, hours))
+    return tuple(out)
+
+
+def describe_bank_holiday_specs() -> str:
+    return describe_specs()

@@ -1,0 +1,163 @@
+"""Reply templates: responses/<lang>/<name>.txt, with per-channel variants <name>.<channel>.txt.
+
+Templates are rendered with Jinja2's sandbox and StrictUndefined, so a comms officer's typo in a
+variable name is an error at `check` time, never a blank in a reply to a citizen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot import when
+from bot.durations import TimeRange
+
+# Longest reply each channel accepts, in characters.
+CHANNEL_LIMITS: dict[str, int] = {"web": 4000, "telegram": 4096, "x": 280}
+
+# Templates every language must have, whatever the rules say.
+REQUIRED = ("acknowledgement", "out-of-hours", "closure", "bank-holiday", "bio")
+
+# The variables a template may use, with what they hold. `check` renders every template with
+# each of these set to its longest plausible value; the README lists them.
+VARIABLES: dict[str, str] = {
+    "organisation": "The organisation's name.",
+    "channel": 'The channel the message came in on: "web", "telegram", "x".',
+    "reference": 'The message\'s short reference, e.g. "7K3F-9QXA".',
+    "name": "The sender's name if the channel gives one, else nothing.",
+    "staffed": "True when a person is at the desk now.",
+    "now": "When the message arrived.",
+    "reply_by": "When a person will have replied, by the promise; use with |when.",
+    "opens_at": "When the desk next opens (nothing when it is open now).",
+    "promise": 'The promise in words, e.g. "4 working hours".',
+    "hours": 'The staffed hours in words: "Monday to Friday 9am to 5pm".',
+    "hours_short": 'The staffed hours for a profile: "Mon–Fri 9am–5pm".',
+    "holiday": "The first bank holiday before the desk reopens: .day and .reason.",
+    "closure": "The first closure day before the desk reopens: .day and .reason.",
+    "emergency": "The emergency category, or nothing.",
+    "redirect": "The redirect category, or nothing.",
+    "team": "The team the message is routed to, or nothing.",
+    "language": 'The reply\'s language: "en" or "cy".',
+}
+
+
+def weekly_as_times(weekly: Sequence[Sequence[TimeRange]]) -> dict[int, list[tuple[time, time]]]:
+    def t(minutes: int) -> time:
+        minutes %= 24 * 60
+        return time(minutes // 60, minutes % 60)
+
+    return {i: [(t(r.start), t(r.end)) for r in day] for i, day in enumerate(weekly)}
+
+
+class Responses:
+    """The templates of one rules file, compiled once and cached."""
+
+    def __init__(self, dirs: Sequence[Path], timezone: ZoneInfo) -> None:
+        self.dirs = tuple(dirs)
+        self.timezone = timezone
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            auto_reload=False,
+        )
+        self.env.filters.update(self._filters())
+        self._cache: dict[tuple[str, str, str], jinja2.Template] = {}
+
+    # --- filters: how templates say times -----------------------------------------------------
+
+    def _filters(self) -> dict[str, Callable[..., str]]:
+        tz = self.timezone
+
+        def local(value: datetime | date) -> datetime | date:
+            return value.astimezone(tz) if isinstance(value, datetime) else value
+
+        def ctx(context: Any) -> tuple[datetime, str]:
+            now = context.get("now") or datetime.now(UTC)
+            return now.astimezone(tz), context.get("language", "en")
+
+        @jinja2.pass_context
+        def when_(context: Any, value: datetime) -> str:
+            now, lang = ctx(context)
+            return when.say_when(value.astimezone(tz), now, lang)
+
+        @jinja2.pass_context
+        def time_(context: Any, value: datetime) -> str:
+            return when.say_time(value.astimezone(tz), ctx(context)[1])
+
+        @jinja2.pass_context
+        def day_(context: Any, value: datetime | date) -> str:
+            now, lang = ctx(context)
+            d = local(value)
+            return when.say_day(d.date() if isinstance(d, datetime) else d, now.date(), lang)
+
+        @jinja2.pass_context
+        def date_(context: Any, value: datetime | date) -> str:
+            now, lang = ctx(context)
+            d = local(value)
+            return when.say_date(d.date() if isinstance(d, datetime) else d, now.date(), lang)
+
+        @jinja2.pass_context
+        def weekday_(context: Any, value: datetime | date) -> str:
+            d = local(value)
+            return when.say_weekday(d.date() if isinstance(d, datetime) else d, ctx(context)[1])
+
+        return {"when": when_, "time": time_, "day": day_, "date": date_, "weekday": weekday_}
+
+    # --- finding and rendering ---------------------------------------------------------------
+
+    def find(self, language: str, name: str, channel: str) -> jinja2.Template:
+        """The channel's variant if there is one, else the plain template."""
+        key = (language, name, channel)
+        template = self._cache.get(key)
+        if template is None:
+            try:
+                template = self.env.get_template(f"{language}/{name}.{channel}.txt")
+            except jinja2.TemplateNotFound:
+                template = self.env.get_template(f"{language}/{name}.txt")
+            self._cache[key] = template
+        return template
+
+    def render(self, language: str, name: str, channel: str, context: Mapping[str, Any]) -> str:
+        return self.find(language, name, channel).render(context).strip()
+
+    def names(self, language: str) -> set[str]:
+        """Every template with a plain version (`<name>.txt`) for a language.
+
+        Channel variants are optional extras: without the plain version, a channel that has
+        no variant would have nothing to send.
+        """
+        out: set[str] = set()
+        for d in self.dirs:
+            folder = d / language
+            if folder.is_dir():
+                out.update(p.name[: -len(".txt")] for p in folder.glob("*.txt") if p.name.count(".") == 1)
+        return out
+
+    def files(self) -> list[tuple[str, str, str | None, Path]]:
+        """(language, name, channel or None, path) for every template file, first folder wins."""
+        seen: dict[str, tuple[str, str, str | None, Path]] = {}
+        for d in self.dirs:
+            for path in sorted(d.glob("*/*.txt")):
+                rel = f"{path.parent.name}/{path.name}"
+                if rel in seen:
+                    continue
+                parts = path.name[: -len(".txt")].split(".")
+                seen[rel] = (path.parent.name, parts[0], parts[1] if len(parts) > 1 else None, path)
+        return list(seen.values())
+
+
+def sample_moments(now: datetime) -> list[datetime]:
+    """Reply-by times whose wording is among the longest a template will ever show."""
+    base = now.replace(minute=0, second=0, microsecond=0)
+    out = [base + timedelta(days=400 + 31 * m, hours=3, minutes=30) for m in range(12)]
+    return [m.replace(hour=11, minute=45) for m in out]

@@ -1,0 +1,239 @@
+"""The staffed-hours calendar: when a person is at the desk, and when a promise falls due.
+
+Everything here takes and returns aware UTC datetimes; local time exists only inside, where the
+weekly ranges written in rules.toml are laid onto real dates in the organisation's timezone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from bot.durations import Promise, TimeRange
+
+# How far ahead to look for staffed time before deciding there is none (a desk closed for
+# more than two years has no honest reply-by time to give).
+HORIZON_DAYS = 800
+
+
+class HolidayCalendar(Protocol):
+    def name_on(self, day: date, language: str = "en") -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """Whole local dates on which nobody is at the desk, both ends included."""
+
+    start: date
+    end: date
+    reason: str
+    reason_cy: str | None = None  # the Welsh wording, for Welsh replies
+
+    def reason_in(self, language: str) -> str:
+        return self.reason_cy if language == "cy" and self.reason_cy else self.reason
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialHours:
+    """One local date whose ranges replace the weekly ones; wins over holidays and closures."""
+
+    day: date
+    ranges: tuple[TimeRange, ...]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """One staffed range laid onto a real date: belongs to `day`, from `start` to `end` (UTC)."""
+
+    day: date
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedDay:
+    """A date that would have been staffed but is not, and why (for "Monday is a bank holiday")."""
+
+    day: date
+    reason: str
+    bank_holiday: bool
+
+
+class Schedule:
+    """A weekly pattern of staffed ranges, with bank holidays, closures and special dates."""
+
+    def __init__(
+        self,
+        timezone: ZoneInfo,
+        weekly: Sequence[Sequence[TimeRange]],
+        holidays: HolidayCalendar,
+        closures: Sequence[Closure] = (),
+        special: Mapping[date, SpecialHours] | None = None,
+    ) -> None:
+        if len(weekly) != 7:
+            raise ValueError("weekly needs seven days, Monday first")
+        self.timezone = timezone
+        self.weekly = tuple(tuple(day) for day in weekly)
+        self.holidays = holidays
+        self.closures = tuple(sorted(closures, key=lambda c: c.start))
+        self.special = dict(special or {})
+        self._shifts: dict[date, tuple[Shift, ...]] = {}
+        self.ever_staffed = any(self.weekly) or any(s.ranges for s in self.special.values())
+
+    # --- laying ranges onto dates -------------------------------------------------------------
+
+    def local_date(self, at: datetime) -> date:
+        return at.astimezone(self.timezone).date()
+
+    def closure_on(self, day: date) -> Closure | None:
+        for closure in self.closures:
+            if closure.start <= day <= closure.end:
+                return closure
+            if closure.start > day:
+                break
+        return None
+
+    def closed_reason(self, day: date, language: str = "en") -> ClosedDay | None:
+        """Why a date has no staffed ranges though the weekly pattern has some, if it is so."""
+        if day in self.special or not self.weekly[day.weekday()]:
+            return None
+        closure = self.closure_on(day)
+        if closure is not None:
+            return ClosedDay(day, closure.reason_in(language), bank_holiday=False)
+        name = self.holidays.name_on(day, language)
+        if name is not None:
+            return ClosedDay(day, name, bank_holiday=True)
+        return None
+
+    def shifts_on(self, day: date) -> tuple[Shift, ...]:
+        """The staffed ranges that start on this local date, as UTC instants, in order."""
+        cached = self._shifts.get(day)
+        if cached is not None:
+            return cached
+        if day in self.special:
+            ranges: Sequence[TimeRange] = self.special[day].ranges
+        elif self.closure_on(day) is not None or self.holidays.name_on(day) is not None:
+            ranges = ()
+        else:
+            ranges = self.weekly[day.weekday()]
+        midnight = datetime.combine(day, time.min)
+        shifts = tuple(
+            Shift(
+                day,
+                self._to_utc(midnight + timedelta(minutes=r.start)),
+                self._to_utc(midnight + timedelta(minutes=r.end)),
+            )
+            for r in ranges
+        )
+        if len(self._shifts) > 4096:
+            self._shifts.clear()
+        self._shifts[day] = shifts
+        return shifts
+
+    def _to_utc(self, wall: datetime) -> datetime:
+        # A wall time in the spring-forward gap does not exist; fold=0 reads it with the offset
+        # before the change, i.e. an hour later on the new clock. An ambiguous autumn time is
+        # read as its first occurrence. Both are what a person at the desk would expect.
+        return wall.replace(tzinfo=self.timezone).astimezone(UTC)
+
+    def shifts_from(self, at: datetime) -> Iterator[Shift]:
+        """Every shift that has not ended by `at`, in order of start, up to the horizon."""
+        day = self.local_date(at) - timedelta(days=1)  # yesterday's overnight range may be open
+        for _ in range(HORIZON_DAYS):
+            for shift in self.shifts_on(day):
+                if shift.end > at:
+                    yield shift
+            day += timedelta(days=1)
+
+    # --- questions asked of the calendar -------------------------------------------------------
+
+    def shift_at(self, at: datetime) -> Shift | None:
+        """The shift in progress at `at` (staffed at its start, not at its end), if any."""
+        day = self.local_date(at)
+        for d in (day - timedelta(days=1), day):
+            for shift in self.shifts_on(d):
+                if shift.start <= at < shift.end:
+                    return shift
+        return None
+
+    def is_staffed(self, at: datetime) -> bool:
+        return self.shift_at(at) is not None
+
+    def next_opening(self, at: datetime) -> datetime | None:
+        """When the desk is next staffed after `at`; `at` itself when it is staffed now."""
+        if not self.ever_staffed:
+            return None
+        for shift in self.shifts_from(at):
+            return max(shift.start, at)
+        return None
+
+    def reply_by(self, at: datetime, promise: Promise) -> datetime | None:
+        """The earliest instant at which the promise is due, or None if no staffed time exists."""
+        if not self.ever_staffed:
+            return None
+        if promise.unit == "days":
+            return self._working_days(at, promise.amount)
+        minutes = promise.amount * (60 if promise.unit == "hours" else 1)
+        return self.add_working_time(at, timedelta(minutes=minutes))
+
+    def add_working_time(self, at: datetime, amount: timedelta) -> datetime | None:
+        """`at` plus `amount` of staffed time, counted in real elapsed time.
+
+        A promise that ends exactly at a closing time stays there: `<=` below, not `<`.
+        Overlapping shifts (an overnight range running into an early one) are counted once.
+        """
+        remaining = amount
+        cursor = at
+        for shift in self.shifts_from(at):
+            begin = max(shift.start, cursor)
+            if shift.end <= begin:
+                continue
+            available = shift.end - begin
+            if remaining <= available:
+                return begin + remaining
+            remaining -= available
+            cursor = shift.end
+        return None
+
+    def working_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """How much staffed time lies between two instants (for reports and SLAs)."""
+        total = timedelta()
+        cursor = start
+        for shift in self.shifts_from(start):
+            if shift.start >= end:
+                break
+            begin = max(shift.start, cursor)
+            finish = min(shift.end, end)
+            if finish > begin:
+                total += finish - begin
+                cursor = finish
+        return total
+
+    def _working_days(self, at: datetime, days: int) -> datetime | None:
+        current = self.shift_at(at)
+        day_zero = current.day if current is not None else None
+        seen: list[date] = []
+        for shift in self.shifts_from(at):
+            if day_zero is None:
+                day_zero = shift.day
+            if shift.day < day_zero or (seen and seen[-1] == shift.day):
+                continue
+            seen.append(shift.day)
+            if len(seen) == days + 1:
+                return self.shifts_on(shift.day)[-1].end
+        return None
+
+    def closed_days_between(self, start: date, end: date, language: str = "en") -> list[ClosedDay]:
+        """Dates from `start` to `end` (inclusive) that are closed by a holiday or closure."""
+        out: list[ClosedDay] = []
+        day = start
+        while day <= end:
+            reason = self.closed_reason(day, language)
+            if reason is not None:
+                out.append(reason)
+            day += timedelta(days=1)
+        return out

@@ -1,0 +1,99 @@
+"""Running the server: start, reload the rules on SIGHUP or on change, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.check import load
+from bot.errors import RulesError
+from bot.store import open_store
+from bot.web import State, make_app
+
+log = logging.getLogger("bot.server")
+
+DEFAULT_DATABASE_URL = "sqlite:///data/holding-reply.sqlite3"
+SHUTDOWN_SECONDS = 8.0  # in-flight requests get this long; the whole exit stays under 10 s
+WATCH_SECONDS = 2.0
+
+
+def database_url() -> str:
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def watched_files(rules_path: Path, dirs: tuple[Path, ...]) -> dict[Path, float]:
+    """Modification times of rules.toml and every template, to notice an edit."""
+    out: dict[Path, float] = {}
+    for path in [rules_path, *(p for d in dirs for p in d.glob("*/*.txt"))]:
+        try:
+            out[path] = path.stat().st_mtime_ns
+        except OSError:
+            continue
+    return out
+
+
+async def reload(state: State, rules_path: Path, why: str) -> bool:
+    """Swap in new rules if they are valid; otherwise log every problem and keep the old ones."""
+    try:
+        triage = await asyncio.to_thread(load, rules_path)
+    except RulesError as exc:
+        for problem in exc.problems:
+            log.error("rules not reloaded", extra={"problem": str(problem), "trigger": why})
+        return False
+    state.triage = triage
+    state.loaded_at = datetime.now(UTC)
+    log.info("rules reloaded", extra={"trigger": why, "rules": str(rules_path)})
+    return True
+
+
+async def watch(state: State, rules_path: Path) -> None:
+    seen = watched_files(rules_path, state.triage.rules.response_dirs)
+    while True:
+        await asyncio.sleep(WATCH_SECONDS)
+        now = watched_files(rules_path, state.triage.rules.response_dirs)
+        if now != seen:
+            seen = now
+            await reload(state, rules_path, "file changed")
+
+
+async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
+    """Run until SIGTERM or SIGINT. Raises RulesError or StoreError before listening."""
+    triage = load(rules_path)
+    store = open_store(url)
+    async with store:
+        state = State(triage, store)
+        runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_SECONDS)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port  # the real one when port=0
+        log.info("listening", extra={"host": host, "port": bound, "rules": str(rules_path),
+                                     "organisation": triage.rules.name})  # fmt: skip
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tasks: set[asyncio.Task[object]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(reload(state, rules_path, "SIGHUP"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        watcher = loop.create_task(watch(state, rules_path))
+        try:
+            await stop.wait()
+            log.info("stopping: no new connections; finishing requests in flight")
+        finally:
+            watcher.cancel()
+            await runner.cleanup()  # a second SIGTERM meanwhile only sets `stop` again
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+    log.info("stopped")

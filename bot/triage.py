@@ -1,0 +1,212 @@
+"""The decision: a pure function of the message, the rules, what we know of the sender, and now.
+
+It returns a value and does nothing else; the web channel and the store act on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot import when
+from bot.config import Category, Rules
+from bot.language import detect_language
+from bot.models import Decision, Message, SenderState
+from bot.phrases import Prepared, prepare
+from bot.responses import Responses, weekly_as_times
+from bot.schedule import ClosedDay, Schedule
+
+# Longest sender name a reply repeats back; a display name is not a place for an essay.
+NAME_LIMIT = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    category: Category
+    phrase: str
+
+
+def first_match(categories: tuple[Category, ...], prepared: Prepared) -> Match | None:
+    """The first category (in rules.toml order) with a phrase in the message."""
+    for category in categories:
+        phrase = category.phrases.find(prepared)
+        if phrase is not None:
+            return Match(category, phrase)
+    return None
+
+
+class Triage:
+    """Decides for one set of rules and templates; holds only caches derived from them."""
+
+    def __init__(self, rules: Rules, responses: Responses) -> None:
+        self.rules = rules
+        self.responses = responses
+        self._hours: dict[tuple[int, str, bool], str] = {}
+
+    def hours_text(self, schedule: Schedule, language: str, short: bool = False) -> str:
+        key = (id(schedule), language, short)
+        text = self._hours.get(key)
+        if text is None:
+            text = when.say_hours(weekly_as_times(schedule.weekly), language, short=short)
+            self._hours[key] = text
+        return text
+
+    def decide(
+        self,
+        message: Message,
+        state: SenderState = SenderState(),
+        reference: str = "",
+        now: datetime | None = None,
+    ) -> Decision:
+        rules = self.rules
+        at = now or message.received_at
+        prepared = prepare(message.text)
+        emergency = first_match(rules.emergencies, prepared)
+        redirect = first_match(rules.redirects, prepared)
+        team = first_match(rules.teams, prepared)
+        team_name = team.category.name if team else None
+        language = detect_language(message.text, rules.languages)
+
+        schedule = rules.schedule_for(message.channel, team_name)
+        staffed = schedule.is_staffed(at)
+        reply_by = schedule.reply_by(at, rules.promise_for(message.channel, team_name))
+        opens_at = None if staffed else schedule.next_opening(at)
+        closed = self.closed_days(schedule, at, opens_at, language)
+
+        template = self.template_for(emergency, redirect, team, staffed, closed, schedule, at)
+        held_back = self.held_back(state, template, at, emergency is not None, redirect is not None)
+        reply = None
+        if held_back is None:
+            context = self.context(message, reference, at, schedule, staffed, reply_by, opens_at,
+                                   closed, emergency, redirect, team_name)  # fmt: skip
+            reply = self.render(template, message.channel, language, context, schedule)
+        first = emergency or redirect or team
+        return Decision(
+            staffed=staffed,
+            reply_by=reply_by,
+            opens_at=opens_at,
+            emergency=emergency.category.name if emergency else None,
+            redirect=redirect.category.name if redirect else None,
+            team=team_name,
+            language=language,
+            template=template if held_back is None else None,
+            reply=reply,
+            matched=first.phrase if first else None,
+            held_back=held_back,
+        )
+
+    def closed_days(
+        self, schedule: Schedule, at: datetime, opens_at: datetime | None, language: str
+    ) -> list[ClosedDay]:
+        if opens_at is None:
+            return []
+        start = schedule.local_date(at)
+        end = min(schedule.local_date(opens_at), start + timedelta(days=60))
+        return schedule.closed_days_between(start, end, language)
+
+    @staticmethod
+    def template_for(
+        emergency: Match | None,
+        redirect: Match | None,
+        team: Match | None,
+        staffed: bool,
+        closed: list[ClosedDay],
+        schedule: Schedule,
+        at: datetime,
+    ) -> str:
+        for match in (emergency, redirect):
+            if match and match.category.response:
+                return match.category.response
+        if team and team.category.response:
+            return team.category.response
+        if staffed:
+            return "acknowledgement"
+        if any(not c.bank_holiday for c in closed):
+            return "closure"
+        today = schedule.local_date(at)
+        if any(c.bank_holiday and c.day == today for c in closed):
+            return "bank-holiday"
+        return "out-of-hours"
+
+    def held_back(
+        self, state: SenderState, template: str, at: datetime, emergency: bool, redirect: bool
+    ) -> str | None:
+        """Why no reply is sent, or None. Emergencies are always answered, whatever came before."""
+        if emergency:
+            return None
+        if state.opted_out:
+            return "opted-out"
+        last = state.last_ack_at
+        if last is None or at - last >= self.rules.cooldown:
+            return None
+        # Within the cooldown a redirect is still said once: it tells the person something new.
+        if redirect and state.last_ack_template != template:
+            return None
+        return "cooldown"
+
+    def context(
+        self,
+        message: Message,
+        reference: str,
+        at: datetime,
+        schedule: Schedule,
+        staffed: bool,
+        reply_by: datetime | None,
+        opens_at: datetime | None,
+        closed: list[ClosedDay],
+        emergency: Match | None,
+        redirect: Match | None,
+        team: str | None,
+    ) -> dict[str, Any]:
+        rules = self.rules
+        name = (message.sender_name or "").strip()[:NAME_LIMIT] or None
+        return {
+            "organisation": rules.name,
+            "channel": message.channel,
+            "reference": reference,
+            "name": name,
+            "staffed": staffed,
+            "now": at,
+            "reply_by": reply_by,
+            "opens_at": opens_at,
+            "promise": str(rules.promise_for(message.channel, team)),
+            "holiday": next((c for c in closed if c.bank_holiday), None),
+            "closure": next((c for c in closed if not c.bank_holiday), None),
+            "emergency": emergency.category.name if emergency else None,
+            "redirect": redirect.category.name if redirect else None,
+            "team": team,
+        }
+
+    def render(
+        self, template: str, channel: str, language: str, context: dict[str, Any], schedule: Schedule
+    ) -> str:
+        """One language, or every language in the order of `languages` when bilingual."""
+        languages = self.rules.languages if self.rules.bilingual else (language,)
+        return "\n\n".join(
+            self.render_one(template, channel, lang, context, schedule) for lang in languages
+        )
+
+    def render_one(
+        self, template: str, channel: str, language: str, context: dict[str, Any], schedule: Schedule
+    ) -> str:
+        context["language"] = language
+        for key in ("holiday", "closure"):  # say the holiday or closure in this reply's language
+            if context.get(key) is not None:
+                context[key] = schedule.closed_reason(context[key].day, language) or context[key]
+        context["hours"] = self.hours_text(schedule, language)
+        context["hours_short"] = self.hours_text(schedule, language, short=True)
+        return self.responses.render(language, template, channel, context)
+
+    def bio(self, channel: str, now: datetime) -> str:
+        """The one-line profile text for a channel, in every language the rules name."""
+        rules = self.rules
+        schedule = rules.schedule_for(channel)
+        staffed = schedule.is_staffed(now)
+        message = Message(channel, "", "", "", now)
+        context = self.context(message, "", now, schedule, staffed,
+                               schedule.reply_by(now, rules.promise_for(channel)),
+                               None if staffed else schedule.next_opening(now), [], None, None, None)  # fmt: skip
+        return " ".join(
+            self.render_one("bio", channel, lang, context, schedule) for lang in rules.languages
+        )

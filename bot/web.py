@@ -1,0 +1,224 @@
+"""The web channel: the JSON API, the public "Message us" page, and the health check.
+
+A message is answered 2xx only after it and its decision are committed to the store.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from bot.errors import BadRequest, StoreError
+from bot.models import Decision, Ingested, Message, QueueItem, SenderState
+from bot.store import Store
+from bot.triage import Triage
+
+log = logging.getLogger("bot.web")
+
+MAX_BODY = 64 * 1024
+MAX_TEXT = 4000
+MAX_FIELD = 200
+FIELDS = ("sender", "text", "id", "name")
+PAGES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "web_templates")),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass
+class State:
+    """What the routes need: the current triage (swapped on reload) and the store."""
+
+    triage: Triage
+    store: Store
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+STATE = web.AppKey("state", State)
+
+
+def parse_body(raw: bytes) -> dict[str, str]:
+    """Validate a POST /api/messages body, or raise BadRequest saying what to change."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not valid UTF-8 (bad byte at position {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                         f"column {exc.colno}") from None  # fmt: skip
+    if not isinstance(data, dict):
+        raise BadRequest('the body must be a JSON object such as {"sender": "...", "text": "..."}')
+    for key in data:
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, FIELDS, n=1)
+            hint = f'; did you mean "{close[0]}"?' if close else f"; allowed: {', '.join(FIELDS)}"
+            raise BadRequest(f"unknown field {key!r}{hint}", 422)
+    out: dict[str, str] = {}
+    for key in FIELDS:
+        value = data.get(key)
+        if value is None:
+            if key in ("sender", "text"):
+                raise BadRequest(f'"{key}" is required', 422)
+            continue
+        if not isinstance(value, str):
+            raise BadRequest(f'"{key}" must be a string, got {type(value).__name__}', 422)
+        if "\x00" in value:
+            raise BadRequest(f'"{key}" contains a NUL character', 422)
+        limit = MAX_TEXT if key == "text" else MAX_FIELD
+        if len(value) > limit:
+            raise BadRequest(f'"{key}" is {len(value)} characters long; at most {limit} allowed', 422)
+        if key in ("sender", "text", "id") and not value.strip():
+            raise BadRequest(f'"{key}" is empty', 422)
+        out[key] = value
+    return out
+
+
+async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Triage]:
+    """Store one web message with its decision; raise StoreError if the store is unavailable."""
+    triage = state.triage  # the rules in force when the message arrived, even if reloaded meanwhile
+    message = Message(
+        channel="web",
+        platform_id=fields.get("id") or uuid.uuid4().hex,
+        sender=fields["sender"].strip(),
+        text=fields["text"],
+        received_at=state.clock(),
+        sender_name=(fields.get("name") or "").strip() or None,
+    )
+
+    def decide(sender: SenderState, reference: str) -> Decision:
+        return triage.decide(message, sender, reference)
+
+    result = await state.store.ingest(message, decide)
+    item = result.item
+    log.info(
+        "message %s",
+        "duplicate" if result.duplicate else "accepted",
+        extra={"reference": item.reference, "channel": item.channel,
+               "template": item.template, "emergency": item.emergency, "team": item.team},
+    )  # fmt: skip
+    return result, triage
+
+
+def answer(item: QueueItem, triage: Triage) -> dict[str, Any]:
+    tz = triage.rules.timezone
+    return {
+        "id": item.platform_id,
+        "reference": item.reference,
+        "reply": item.auto_reply,
+        "reply_by": item.reply_by.astimezone(tz).isoformat() if item.reply_by else None,
+        "emergency": item.emergency,
+        "redirect": item.redirect,
+        "team": item.team,
+        "staffed": item.staffed,
+        "language": item.language,
+    }
+
+
+def error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+async def read_limited(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BadRequest(f"the body is {request.content_length} bytes; at most {MAX_BODY} allowed", 413)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequest(f"the body is over {MAX_BODY} bytes", 413) from None
+
+
+async def post_message(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        fields = parse_body(await read_limited(request))
+        result, triage = await ingest(state, fields)
+    except BadRequest as exc:
+        return error(exc.status, str(exc))
+    except StoreError:
+        log.exception("store unavailable")
+        return error(503, "the message could not be stored; please try again shortly",
+                     **{"Retry-After": "5"})  # fmt: skip
+    headers = {"X-Duplicate": "true"} if result.duplicate else {}
+    return web.json_response(answer(result.item, triage), status=202, headers=headers)
+
+
+async def message_us(request: web.Request) -> web.Response:
+    """The public form. Works without JavaScript: a plain POST renders the reply."""
+    state = request.app[STATE]
+    context: dict[str, Any] = {"organisation": state.triage.rules.name, "values": {}, "errors": {}}
+    status = 200
+    if request.method == "POST":
+        try:
+            form = await request.post()
+        except (web.HTTPRequestEntityTooLarge, ValueError):
+            form = {}  # type: ignore[assignment]
+            context["errors"]["text"] = "Your message is too long."
+        values = {k: str(form.get(k, "")) for k in ("name", "sender", "text", "id")}
+        context["values"] = values
+        if str(form.get("website", "")):  # a hidden field only robots fill in
+            return web.Response(status=204)
+        if not values["sender"].strip():
+            context["errors"]["sender"] = "Enter an email address or phone number so we can reply."
+        if not values["text"].strip():
+            context["errors"]["text"] = "Enter your message."
+        elif len(values["text"]) > MAX_TEXT:
+            context["errors"]["text"] = f"Your message must be {MAX_TEXT} characters or fewer."
+        if not context["errors"]:
+            fields = {k: v for k, v in values.items() if v.strip()}
+            try:
+                result, triage = await ingest(state, fields)
+                context["result"] = answer(result.item, triage)
+            except BadRequest as exc:
+                context["errors"]["text"] = str(exc)
+            except StoreError:
+                log.exception("store unavailable")
+                context["errors"]["text"] = ("Sorry, we could not take your message just now. "
+                                             "Please try again in a minute.")  # fmt: skip
+                status = 503
+        if context["errors"] and status == 200:
+            status = 422
+    context["form_id"] = uuid.uuid4().hex
+    page = PAGES.get_template("message-us.html").render(context)
+    return web.Response(text=page, content_type="text/html", status=status,
+                        headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+                                 "X-Content-Type-Options": "nosniff",
+                                 "Referrer-Policy": "same-origin"})  # fmt: skip
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        counts = await state.store.counts()
+    except StoreError:
+        return web.json_response({"status": "store unavailable"}, status=503)
+    return web.json_response({
+        "status": "ok",
+        "organisation": state.triage.rules.name,
+        "rules_loaded_at": state.loaded_at.isoformat(),
+        "queue": counts,
+    })  # fmt: skip
+
+
+def make_app(state: State) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[STATE] = state
+    app.router.add_get("/", message_us)
+    app.router.add_post("/", message_us)
+    app.router.add_post("/api/messages", post_message)
+    app.router.add_get("/healthz", healthz)
+    return app

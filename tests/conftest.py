@@ -1,0 +1,88 @@
+"""Shared fixtures, and a guard: no test may open a connection to anything but this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.check import load
+from bot.store import Store, open_store
+from bot.triage import Triage
+from bot.web import State
+
+ROOT = Path(__file__).resolve().parent.parent
+LONDON = ZoneInfo("Europe/London")
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_local(address: Any) -> bool:
+    if isinstance(address, (str, bytes)):  # a Unix socket path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded(real: Callable[..., Any]) -> Callable[..., Any]:
+    def connect(self: socket.socket, address: Any) -> Any:
+        if not _is_local(address):
+            raise OSError(f"test tried to reach {address!r}: tests may only use loopback")
+        return real(self, address)
+
+    return connect
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly, at once, on any connection that leaves this machine."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
+
+
+def london(text: str) -> datetime:
+    """A London wall time as an aware UTC instant."""
+    return datetime.fromisoformat(text).replace(tzinfo=LONDON).astimezone(UTC)
+
+
+@pytest.fixture(scope="session")
+def triage() -> Triage:
+    return load(ROOT / "rules.toml")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_store(f"sqlite:///{tmp_path}/test.sqlite3") as opened:
+        yield opened
+
+
+class Clock:
+    """A settable clock for the server, so tests choose what time it is."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(london("2026-11-27 20:00:00"))  # a Friday evening, out of hours
+
+
+@pytest.fixture
+def state(triage: Triage, store: Store, clock: Clock) -> State:
+    return State(triage, store, clock=clock)

@@ -1,0 +1,50 @@
+"""The README is part of the product: every key, template value and command is documented."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.cli import parser
+from bot.config import KEYS
+from bot.responses import VARIABLES
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("key", sorted(KEYS))
+def test_every_rules_key_is_documented(key: str) -> None:
+    assert f"`{key}`" in README, f"README.md does not document the rules.toml key `{key}`"
+
+
+@pytest.mark.parametrize("name", sorted(VARIABLES))
+def test_every_template_value_is_documented(name: str) -> None:
+    assert re.search(rf"`{re.escape(name)}`", README), f"README.md does not list `{name}`"
+
+
+def test_every_command_is_documented() -> None:
+    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert f"python -m bot {name}" in README, f"README.md does not document `{name}`"
+
+
+@pytest.mark.parametrize("variable", ["PORT", "DATABASE_URL", "RULES_FILE", "LOG_LEVEL"])
+def test_every_environment_variable_is_documented(variable: str) -> None:
+    assert f"`{variable}`" in README
+
+
+def test_every_documented_key_exists() -> None:
+    """The reverse: the key tables do not describe keys the code no longer accepts."""
+    documented = set(re.findall(r"^\| `([a-z_]+\.[a-z_<>.]+)` \|", README, re.MULTILINE))
+    assert documented <= set(KEYS), documented - set(KEYS)
+
+
+def test_quick_start_has_the_two_commands_and_ci_runs_the_test_one() -> None:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```\n(.*?)```", section, re.DOTALL)
+    assert blocks[0].strip() == "python3 -m pip install . && python3 -m bot"
+    test_command = blocks[1].strip()
+    assert test_command == "python3 -m pip install -e '.[test]' && python3 -m pytest"
+    assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
