@@ -94,7 +94,7 @@ def _check_file(
         try:
             for context in _sample_contexts(triage, chan):
                 context["language"] = language
-                text = responses.find(language, name, chan).render(context).strip()
+                text = responses.render(language, name, chan, context)
                 longest = max(longest, text, key=len)
         except (UndefinedError, SecurityError, TypeError, ValueError) as exc:
             problems.append(Problem(str(path), "", f"cannot render for {chan}: {exc}"))

@@ -31,9 +31,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes one line per record to stdout, flushing at most every FLUSH_SECONDS (and at once
+    for warnings and errors), so a burst of messages is not a burst of system calls.
+    The server calls `flush_logs` every few seconds, so nothing waits long when it is quiet.
+    """
+
+    FLUSH_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+        self._flushed = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+            if record.levelno >= logging.WARNING or record.created - self._flushed > self.FLUSH_SECONDS:
+                self.flush()
+                self._flushed = record.created
+        except Exception:
+            self.handleError(record)
+
+
+def flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
 def setup(level: str | None = None) -> None:
     """Configure the root logger once; LOG_LEVEL (default INFO) sets the level."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = LineHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -82,6 +83,7 @@ class Schedule:
         self.closures = tuple(sorted(closures, key=lambda c: c.start))
         self.special = dict(special or {})
         self._shifts: dict[date, tuple[Shift, ...]] = {}
+        self._closed: dict[tuple[date, date, str], tuple[ClosedDay, ...]] = {}
         self.ever_staffed = any(self.weekly) or any(s.ranges for s in self.special.values())
 
     # --- laying ranges onto dates -------------------------------------------------------------
@@ -163,32 +165,56 @@ class Schedule:
     def is_staffed(self, at: datetime) -> bool:
         return self.shift_at(at) is not None
 
+    def status(self, at: datetime) -> tuple[bool, datetime | None]:
+        """(staffed now, next opening when not)."""
+        staffed, opens_at, _ = self.outlook(at, None)
+        return staffed, opens_at
+
     def next_opening(self, at: datetime) -> datetime | None:
         """When the desk is next staffed after `at`; `at` itself when it is staffed now."""
-        if not self.ever_staffed:
-            return None
-        for shift in self.shifts_from(at):
-            return max(shift.start, at)
-        return None
+        staffed, opens_at, _ = self.outlook(at, None)
+        return at if staffed else opens_at
 
     def reply_by(self, at: datetime, promise: Promise) -> datetime | None:
         """The earliest instant at which the promise is due, or None if no staffed time exists."""
+        return self.outlook(at, promise)[2]
+
+    def outlook(
+        self, at: datetime, promise: Promise | None
+    ) -> tuple[bool, datetime | None, datetime | None]:
+        """(staffed now, next opening when not, when the promise is due) in one pass.
+
+        The first shift not yet ended, in order of start, either contains `at` or starts after
+        it: any shift containing `at` starts no later than one that starts after it. That same
+        shift is day 0 for a promise in working days.
+        """
         if not self.ever_staffed:
-            return None
+            return False, None, None
+        shifts = self.shifts_from(at)
+        first = next(shifts, None)
+        if first is None:
+            return False, None, None
+        staffed = first.start <= at
+        opens_at = None if staffed else first.start
+        if promise is None:
+            return staffed, opens_at, None
+        rest = chain((first,), shifts)
         if promise.unit == "days":
-            return self._working_days(at, promise.amount)
+            return staffed, opens_at, self._nth_day(rest, promise.amount)
         minutes = promise.amount * (60 if promise.unit == "hours" else 1)
-        return self.add_working_time(at, timedelta(minutes=minutes))
+        return staffed, opens_at, self._accumulate(rest, at, timedelta(minutes=minutes))
 
     def add_working_time(self, at: datetime, amount: timedelta) -> datetime | None:
-        """`at` plus `amount` of staffed time, counted in real elapsed time.
+        """`at` plus `amount` of staffed time, counted in real elapsed time."""
+        return self._accumulate(self.shifts_from(at), at, amount)
 
-        A promise that ends exactly at a closing time stays there: `<=` below, not `<`.
-        Overlapping shifts (an overnight range running into an early one) are counted once.
-        """
+    @staticmethod
+    def _accumulate(shifts: Iterator[Shift], at: datetime, amount: timedelta) -> datetime | None:
+        # A promise that ends exactly at a closing time stays there: `<=` below, not `<`.
+        # Overlapping shifts (an overnight range running into an early one) are counted once.
         remaining = amount
         cursor = at
-        for shift in self.shifts_from(at):
+        for shift in shifts:
             begin = max(shift.start, cursor)
             if shift.end <= begin:
                 continue
@@ -197,6 +223,17 @@ class Schedule:
                 return begin + remaining
             remaining -= available
             cursor = shift.end
+        return None
+
+    def _nth_day(self, shifts: Iterator[Shift], days: int) -> datetime | None:
+        """The close of the last range of the `days`-th staffed date after the first one."""
+        seen: list[date] = []
+        for shift in shifts:
+            if seen and (shift.day <= seen[-1]):
+                continue
+            seen.append(shift.day)
+            if len(seen) == days + 1:
+                return self.shifts_on(shift.day)[-1].end
         return None
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
@@ -213,22 +250,14 @@ class Schedule:
                 cursor = finish
         return total
 
-    def _working_days(self, at: datetime, days: int) -> datetime | None:
-        current = self.shift_at(at)
-        day_zero = current.day if current is not None else None
-        seen: list[date] = []
-        for shift in self.shifts_from(at):
-            if day_zero is None:
-                day_zero = shift.day
-            if shift.day < day_zero or (seen and seen[-1] == shift.day):
-                continue
-            seen.append(shift.day)
-            if len(seen) == days + 1:
-                return self.shifts_on(shift.day)[-1].end
-        return None
-
-    def closed_days_between(self, start: date, end: date, language: str = "en") -> list[ClosedDay]:
+    def closed_days_between(
+        self, start: date, end: date, language: str = "en"
+    ) -> tuple[ClosedDay, ...]:
         """Dates from `start` to `end` (inclusive) that are closed by a holiday or closure."""
+        key = (start, end, language)
+        cached = self._closed.get(key)
+        if cached is not None:
+            return cached
         out: list[ClosedDay] = []
         day = start
         while day <= end:
@@ -236,4 +265,7 @@ class Schedule:
             if reason is not None:
                 out.append(reason)
             day += timedelta(days=1)
-        return out
+        if len(self._closed) > 4096:
+            self._closed.clear()
+        self._closed[key] = tuple(out)
+        return self._closed[key]

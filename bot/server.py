@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.check import load
 from bot.errors import RulesError
+from bot.logs import flush_logs
 from bot.store import open_store
 from bot.web import State, make_app
 
@@ -56,6 +57,7 @@ async def watch(state: State, rules_path: Path) -> None:
     seen = watched_files(rules_path, state.triage.rules.response_dirs)
     while True:
         await asyncio.sleep(WATCH_SECONDS)
+        flush_logs()
         now = watched_files(rules_path, state.triage.rules.response_dirs)
         if now != seen:
             seen = now

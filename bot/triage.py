@@ -5,20 +5,26 @@ It returns a value and does nothing else; the web channel and the store act on i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot import when
 from bot.config import Category, Rules
+from bot.durations import Promise
 from bot.language import detect_language
 from bot.models import Decision, Message, SenderState
-from bot.phrases import Prepared, prepare
+from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
 from bot.schedule import ClosedDay, Schedule
 
 # Longest sender name a reply repeats back; a display name is not a place for an essay.
 NAME_LIMIT = 40
+
+# Stands for the reference in a drafted reply until the store assigns one. Random per process
+# and in Unicode's private use area, so no name or text a citizen sends can contain it.
+REFERENCE_SLOT = f"\ue000{secrets.token_hex(4)}\ue000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +33,17 @@ class Match:
     phrase: str
 
 
-def first_match(categories: tuple[Category, ...], prepared: Prepared) -> Match | None:
-    """The first category (in rules.toml order) with a phrase in the message."""
-    for category in categories:
-        phrase = category.phrases.find(prepared)
-        if phrase is not None:
-            return Match(category, phrase)
-    return None
+class Matcher:
+    """The categories of one kind ([[emergency]], [[redirect]] or [[team]]), matched together."""
+
+    def __init__(self, categories: tuple[Category, ...]) -> None:
+        self.categories = categories
+        self.group = PhraseGroup([c.phrases for c in categories])
+
+    def first(self, prepared: Prepared) -> Match | None:
+        """The first category, in rules.toml order, with a phrase in the message."""
+        found = self.group.first(prepared)
+        return None if found is None else Match(self.categories[found[0]], found[1])
 
 
 class Triage:
@@ -43,6 +53,19 @@ class Triage:
         self.rules = rules
         self.responses = responses
         self._hours: dict[tuple[int, str, bool], str] = {}
+        self.emergencies = Matcher(rules.emergencies)
+        self.redirects = Matcher(rules.redirects)
+        self.teams = Matcher(rules.teams)
+        self._plans: dict[tuple[str, str | None], tuple[Schedule, Promise]] = {}
+
+    def plan(self, channel: str, team: str | None) -> tuple[Schedule, Promise]:
+        """The schedule and promise that apply to a channel and team, worked out once."""
+        key = (channel, team)
+        found = self._plans.get(key)
+        if found is None:
+            found = (self.rules.schedule_for(channel, team), self.rules.promise_for(channel, team))
+            self._plans[key] = found
+        return found
 
     def hours_text(self, schedule: Schedule, language: str, short: bool = False) -> str:
         key = (id(schedule), language, short)
@@ -59,28 +82,33 @@ class Triage:
         reference: str = "",
         now: datetime | None = None,
     ) -> Decision:
+        """Everything triage decides for one message, as one value."""
+        at = now or message.received_at
+        return self.finish(self.draft(message, at), state, reference, at)
+
+    def draft(self, message: Message, now: datetime | None = None) -> Decision:
+        """The decision before the store is asked about the sender: the reply is rendered with
+        REFERENCE_SLOT for the reference, and no cooldown is applied yet.
+
+        This is nearly all the work, and it runs before the write transaction; `finish`, which
+        runs inside it, is only a comparison and a string replacement.
+        """
         rules = self.rules
         at = now or message.received_at
         prepared = prepare(message.text)
-        emergency = first_match(rules.emergencies, prepared)
-        redirect = first_match(rules.redirects, prepared)
-        team = first_match(rules.teams, prepared)
+        emergency = self.emergencies.first(prepared)
+        redirect = self.redirects.first(prepared)
+        team = self.teams.first(prepared)
         team_name = team.category.name if team else None
         language = detect_language(message.text, rules.languages)
 
-        schedule = rules.schedule_for(message.channel, team_name)
-        staffed = schedule.is_staffed(at)
-        reply_by = schedule.reply_by(at, rules.promise_for(message.channel, team_name))
-        opens_at = None if staffed else schedule.next_opening(at)
+        schedule, promise = self.plan(message.channel, team_name)
+        staffed, opens_at, reply_by = schedule.outlook(at, promise)
         closed = self.closed_days(schedule, at, opens_at, language)
 
         template = self.template_for(emergency, redirect, team, staffed, closed, schedule, at)
-        held_back = self.held_back(state, template, at, emergency is not None, redirect is not None)
-        reply = None
-        if held_back is None:
-            context = self.context(message, reference, at, schedule, staffed, reply_by, opens_at,
-                                   closed, emergency, redirect, team_name)  # fmt: skip
-            reply = self.render(template, message.channel, language, context, schedule)
+        context = self.context(message, REFERENCE_SLOT, at, schedule, staffed, reply_by, opens_at,
+                               closed, emergency, redirect, team_name)  # fmt: skip
         first = emergency or redirect or team
         return Decision(
             staffed=staffed,
@@ -90,17 +118,26 @@ class Triage:
             redirect=redirect.category.name if redirect else None,
             team=team_name,
             language=language,
-            template=template if held_back is None else None,
-            reply=reply,
+            template=template,
+            reply=self.render(template, message.channel, language, context, schedule),
             matched=first.phrase if first else None,
-            held_back=held_back,
         )
+
+    def finish(
+        self, draft: Decision, state: SenderState, reference: str, at: datetime
+    ) -> Decision:
+        """Apply what the store knows of the sender, and the message's reference."""
+        held_back = self.held_back(state, draft.template or "", at,
+                                   draft.emergency is not None, draft.redirect is not None)  # fmt: skip
+        if held_back is not None:
+            return replace(draft, template=None, reply=None, held_back=held_back)
+        return replace(draft, reply=(draft.reply or "").replace(REFERENCE_SLOT, reference))
 
     def closed_days(
         self, schedule: Schedule, at: datetime, opens_at: datetime | None, language: str
-    ) -> list[ClosedDay]:
+    ) -> tuple[ClosedDay, ...]:
         if opens_at is None:
-            return []
+            return ()
         start = schedule.local_date(at)
         end = min(schedule.local_date(opens_at), start + timedelta(days=60))
         return schedule.closed_days_between(start, end, language)
@@ -111,7 +148,7 @@ class Triage:
         redirect: Match | None,
         team: Match | None,
         staffed: bool,
-        closed: list[ClosedDay],
+        closed: tuple[ClosedDay, ...],
         schedule: Schedule,
         at: datetime,
     ) -> str:
@@ -154,7 +191,7 @@ class Triage:
         staffed: bool,
         reply_by: datetime | None,
         opens_at: datetime | None,
-        closed: list[ClosedDay],
+        closed: tuple[ClosedDay, ...],
         emergency: Match | None,
         redirect: Match | None,
         team: str | None,
@@ -170,7 +207,7 @@ class Triage:
             "now": at,
             "reply_by": reply_by,
             "opens_at": opens_at,
-            "promise": str(rules.promise_for(message.channel, team)),
+            "promise": str(self.plan(message.channel, team)[1]),
             "holiday": next((c for c in closed if c.bank_holiday), None),
             "closure": next((c for c in closed if not c.bank_holiday), None),
             "emergency": emergency.category.name if emergency else None,
@@ -206,7 +243,7 @@ class Triage:
         message = Message(channel, "", "", "", now)
         context = self.context(message, "", now, schedule, staffed,
                                schedule.reply_by(now, rules.promise_for(channel)),
-                               None if staffed else schedule.next_opening(now), [], None, None, None)  # fmt: skip
+                               None if staffed else schedule.next_opening(now), (), None, None, None)  # fmt: skip
         return " ".join(
             self.render_one("bio", channel, lang, context, schedule) for lang in rules.languages
         )

@@ -100,8 +100,12 @@ async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Tri
         sender_name=(fields.get("name") or "").strip() or None,
     )
 
+    # The costly part of the decision runs here, on the event loop, before the transaction;
+    # inside it, only the sender's cooldown and the reference remain to be applied.
+    draft = triage.draft(message)
+
     def decide(sender: SenderState, reference: str) -> Decision:
-        return triage.decide(message, sender, reference)
+        return triage.finish(draft, sender, reference, message.received_at)
 
     result = await state.store.ingest(message, decide)
     item = result.item

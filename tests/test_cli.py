@@ -32,10 +32,16 @@ def test_check_passes_on_the_shipped_rules_and_summarises() -> None:
     assert "Channels: web" in result.stdout
 
 
-@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*/rules.toml")))
+@pytest.mark.parametrize("example", sorted(p.parent.name for p in (ROOT / "examples").glob("*/rules.toml")))
 def test_check_passes_on_every_example(example: str) -> None:
-    result = run("check", "--rules", str(ROOT / "examples" / Path(example).parent / "rules.toml"))
+    result = run("check", "--rules", str(ROOT / "examples" / example / "rules.toml"))
     assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_there_are_police_and_welsh_examples() -> None:
+    assert (ROOT / "examples" / "police" / "rules.toml").exists()
+    assert (ROOT / "examples" / "welsh-council" / "rules.toml").exists()
 
 
 def test_check_reports_every_problem_with_file_and_line_and_no_traceback(tmp_path: Path) -> None:

@@ -153,3 +153,18 @@ promise = "2 working days"
     assert rules.schedule_for("x").weekly[5] and not rules.schedule_for("x").weekly[0]
     assert rules.schedule_for("x").holidays.spec == "scotland"
     assert rules.schedule_for("web").holidays.spec == "england-and-wales"
+
+
+@pytest.mark.parametrize("example", ["police", "welsh-council"])
+def test_examples_keep_every_shipped_emergency_phrase(example: str) -> None:
+    """The examples copy the shipped emergency lists; a phrase added to one must reach them."""
+    import tomli
+
+    def phrases(path: Path) -> dict[str, set[str]]:
+        data = tomli.loads(path.read_text(encoding="utf-8"))
+        return {e["name"]: set(e["phrases"]) for e in data["emergency"]}
+
+    shipped = phrases(ROOT / "rules.toml")
+    copied = phrases(ROOT / "examples" / example / "rules.toml")
+    for name, wanted in shipped.items():
+        assert wanted <= copied.get(name, set()), f"{example}: {name} lacks {wanted - copied.get(name, set())}"

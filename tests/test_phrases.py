@@ -63,6 +63,10 @@ def match(phrases: list[str], text: str, *, unless: tuple[str, ...] = (), emerge
         ("suicid*", "suicide"),
         # emoji and links are ignored
         ("on fire", "the shed is on \U0001f525 fire \U0001f631 https://example.com/fire"),
+        # a dropped g, and more text speak
+        ("sparking", "the cable is sparkin"),
+        ("water pouring in", "water pourin in"),
+        ("want to die", "i want 2 die"),
         # Welsh letters with accents
         ("ar dan", "mae'r tŷ ar dân"),
     ],
@@ -134,6 +138,7 @@ FIGURATIVE = [
     "that junction is a death trap, someone will get killed one day",
     "I'm drowning in debt since the council tax went up",
     "lol my neighbour's barbecue set the smoke alarm off",
+    "my bins been missed again, this is bleeding ridiculous",
 ]
 EMERGENCY_PHRASES = [
     "killing", "dying", "murder", "heart attack", "fire", "on fire", "knife", "suicide",

@@ -1,7 +1,9 @@
 """Emergency recall and false alarms of the shipped phrase lists, on labelled messages.
 
-triage-dev.jsonl came with the project; triage-extra.jsonl was written before the phrase lists
-were tuned against it. Both must reach 98% recall with at most 5% false alarms.
+triage-dev.jsonl came with the project; triage-extra.jsonl holds blind sets, each written before
+the phrase lists were tuned against it (a few of its emergencies are still missed, on purpose).
+Both must reach 98% recall with at most 5% false alarms. A PhraseGroup over the categories must
+answer exactly as the categories one by one do, on every message and on arbitrary text.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import tomli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.phrases import PhraseSet, phrase_problem, prepare
+from bot.phrases import PhraseGroup, PhraseSet, phrase_problem, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = tomli.loads((ROOT / "rules.toml").read_text(encoding="utf-8"))
@@ -65,3 +69,48 @@ def test_every_category_has_a_name_and_a_response() -> None:
         assert entry["response"].startswith("emergency-"), entry["name"]
     for entry in RULES["redirect"]:
         assert entry["response"].startswith("redirect-"), entry["name"]
+
+
+KINDS = {
+    kind: [
+        PhraseSet(e["phrases"], e.get("unless", ()), emergency=kind == "emergency")
+        for e in RULES[kind]
+    ]
+    for kind in ("emergency", "redirect", "team")
+}
+GROUPS = {kind: PhraseGroup(sets) for kind, sets in KINDS.items()}
+MESSAGES = [
+    json.loads(line)["text"]
+    for corpus in ("triage-dev.jsonl", "triage-extra.jsonl")
+    for line in (ROOT / "tests" / "data" / corpus).open(encoding="utf-8")
+]
+
+
+def one_by_one(sets: list[PhraseSet], text: str) -> tuple[int, str] | None:
+    prepared = prepare(text)
+    for n, phrases in enumerate(sets):
+        found = phrases.find(prepared)
+        if found is not None:
+            return n, found
+    return None
+
+
+def test_a_group_answers_as_its_sets_do_on_every_corpus_message() -> None:
+    extra = ["my bin wasn't collected", "When does the tip open", "I have a question"]
+    for text in [*MESSAGES, *extra]:
+        for kind, group in GROUPS.items():
+            assert group.first(prepare(text)) == one_by_one(KINDS[kind], text), (kind, text)
+
+
+WORDS = sorted({w for text in MESSAGES for w in text.split()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120) | st.lists(st.sampled_from(WORDS), max_size=25).map(" ".join))
+def test_a_group_answers_as_its_sets_do_on_any_text(text: str) -> None:
+    for kind, group in GROUPS.items():
+        assert group.first(prepare(text)) == one_by_one(KINDS[kind], text)
+
+
+def test_an_empty_group_matches_nothing() -> None:
+    assert PhraseGroup([]).first(prepare("there is a fire")) is None

@@ -1,7 +1,10 @@
-"""The SQLite store: one writer thread that commits jobs in groups, reads on a few connections.
+"""The SQLite store: one write connection that commits jobs in groups, reads on a few others.
 
-Group commit: the writer takes every job waiting (up to MAX_BATCH), runs each in its own
-SAVEPOINT inside one BEGIN IMMEDIATE ... COMMIT, so one fsync covers many messages under load.
+Group commit: every job waiting (up to MAX_BATCH) runs in its own SAVEPOINT inside one
+BEGIN IMMEDIATE ... COMMIT, so one fsync covers many messages under load. The jobs' statements
+run on the event loop (they are quick, and each one run on another thread would cost a handover
+of the interpreter lock); the COMMIT, where the fsync happens, runs on the writer thread, and
+the jobs that arrive meanwhile gather for the next group.
 """
 
 from __future__ import annotations
@@ -158,18 +161,7 @@ def _ingest(
 @dataclass(slots=True)
 class _Job:
     run: Callable[[sqlite3.Connection], Any]
-    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-
-
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, result, error in outcomes:
-        if future.done():  # the caller gave up waiting; the write itself still happened
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -225,8 +217,10 @@ class SQLiteStore:
         self._reader_count = 0 if self._memory else max(1, readers)
         self._open = False
         self.commits = 0  # transactions the writer committed: for tests and measurements
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None  # the write connection
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # one thread
+        self._pending: list[_Job] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._pooled: list[sqlite3.Connection] = []
@@ -236,8 +230,8 @@ class SQLiteStore:
     async def __aenter__(self) -> Self:
         if self._open or self._writer is not None:
             raise StoreError(f"The store at {self.path} is already open.")
-        self._jobs = queue.SimpleQueue()
         self._pool = queue.SimpleQueue()
+        self._pending = []
         if not self._memory:
             try:
                 await asyncio.to_thread(Path(self.path).parent.mkdir, parents=True, exist_ok=True)
@@ -245,16 +239,11 @@ class SQLiteStore:
                 raise StoreError(
                     f"Cannot create the directory for the SQLite database {self.path}: {e}"
                 ) from e
-        started: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._writer = threading.Thread(
-            target=self._write_forever,
-            args=(started,),
-            name=f"store-writer {self.path}",
-            daemon=True,  # if nobody closes the store, what was committed is safe anyway
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="store-writer"
         )
-        self._writer.start()
         try:
-            await asyncio.wrap_future(started)
+            self._conn = await self._on_writer(self._open_writer)
             for _ in range(self._reader_count):
                 self._pooled.append(await asyncio.to_thread(self._connect, reader=True))
         except BaseException:
@@ -278,6 +267,8 @@ class SQLiteStore:
         await self._stop()
 
     async def _stop(self) -> None:
+        if self._flusher is not None:  # the writes already asked for still happen
+            await asyncio.shield(self._flusher)
         if self._readers is not None:
             await asyncio.to_thread(self._readers.shutdown, wait=True)
             self._readers = None
@@ -285,15 +276,38 @@ class SQLiteStore:
             self._pooled.pop().close()
         self._pool = queue.SimpleQueue()
         if self._writer is not None:
-            self._jobs.put(None)
-            await asyncio.to_thread(self._writer.join)
+            if self._conn is not None:
+                await self._on_writer(self._close_writer, self._conn)
+                self._conn = None
+            await asyncio.to_thread(self._writer.shutdown, wait=True)
             self._writer = None
+
+    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connect(reader=False)
+        try:
+            self._migrate(conn)
+            conn.execute("PRAGMA busy_timeout = 0")  # see _begin
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _close_writer(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as e:
+            log.warning("Could not checkpoint %s on closing: %s", self.path, e)
+        finally:
+            conn.close()
 
     def _connect(self, *, reader: bool) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None,
-                check_same_thread=not reader, cached_statements=64,
+                check_same_thread=False, cached_statements=64,
             )  # fmt: skip
             try:
                 if reader:
@@ -353,49 +367,47 @@ class SQLiteStore:
 
     # The writer thread.
 
-    def _write_forever(self, started: concurrent.futures.Future[None]) -> None:
+    async def _flush(self) -> None:
+        """Commit the jobs waiting, a group at a time, until none are left."""
         try:
-            conn = self._connect(reader=False)
-        except BaseException as e:
-            started.set_exception(e)
-            return
-        try:
-            try:
-                self._migrate(conn)
-            except BaseException as e:
-                started.set_exception(e)
-                return
-            started.set_result(None)
-            stopping = False
-            while not stopping:
-                job = self._jobs.get()
-                if job is None:
-                    break
-                batch = [job]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        job = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stopping = True
-                        break
-                    batch.append(job)
-                self._deliver(batch, self._commit(conn, batch))
-            try:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as e:
-                log.warning("Could not checkpoint %s on closing: %s", self.path, e)
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                for job, (result, error) in zip(batch, await self._commit(batch), strict=True):
+                    if job.future.done():  # its caller went away; the write stands
+                        continue
+                    if error is None:
+                        job.future.set_result(result)
+                    else:
+                        job.future.set_exception(error)
         finally:
-            conn.close()
+            self._flusher = None
 
-    def _commit(
-        self, conn: sqlite3.Connection, batch: list[_Job]
-    ) -> list[tuple[Any, BaseException | None]]:
-        """Run every job of the batch in one transaction; one failing job fails only itself."""
-        outcomes: list[tuple[Any, BaseException | None]] = []
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        # The write connection's busy timeout is 0, so BEGIN on the event loop never blocks it;
+        # only when another process holds the lock is the wait handed to the writer thread.
         try:
             conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+
+            def wait_and_begin() -> None:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    conn.execute("PRAGMA busy_timeout = 0")
+
+            await self._on_writer(wait_and_begin)
+
+    async def _commit(self, batch: list[_Job]) -> list[tuple[Any, BaseException | None]]:
+        """Run every job of the batch in one transaction; one failing job fails only itself."""
+        conn = self._conn
+        assert conn is not None
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            await self._begin(conn)
             for job in batch:
                 conn.execute("SAVEPOINT job")
                 try:
@@ -410,25 +422,17 @@ class SQLiteStore:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((result, None))
-            conn.execute("COMMIT")
+            await self._on_writer(conn.execute, "COMMIT")
             self.commits += 1
             return outcomes
         except BaseException as e:
             if conn.in_transaction:
                 try:
-                    conn.execute("ROLLBACK")
+                    await self._on_writer(conn.execute, "ROLLBACK")
                 except sqlite3.Error as rollback_error:
                     log.warning("Could not roll back %s: %s", self.path, rollback_error)
             error = self._error("write to", e) if isinstance(e, sqlite3.Error) else e
             return [(None, error)] * len(batch)
-
-    def _deliver(self, batch: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for job, (result, error) in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, result, error))
-        for loop, settled in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                loop.call_soon_threadsafe(_settle, settled)
 
     # Running jobs.
 
@@ -440,7 +444,9 @@ class SQLiteStore:
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(run, loop, future))
+        self._pending.append(_Job(run, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
         return await future
 
     async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
