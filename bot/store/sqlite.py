@@ -51,10 +51,13 @@ _ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS N
     m.received_at, m.id"""
 _BY_KEY = _q(f"{_ITEM} WHERE m.channel = $1 AND m.platform_id = $2")
 _BY_REFERENCE = _q(f"{_ITEM} WHERE m.reference = $1")
-_NEXT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM messages"
-_SENDER = _q(
-    "SELECT last_ack_at, last_ack_template, opted_out FROM senders"
-    " WHERE channel = $1 AND sender = $2"
+# One round trip for what ingest needs to know first: is the message already stored, the next
+# id (only the writer writes, inside BEGIN IMMEDIATE, so it is ours to take), and the sender.
+_BEFORE_INGEST = _q(
+    """SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
+    (SELECT COALESCE(MAX(id), 0) + 1 FROM messages),
+    s.last_ack_at, s.last_ack_template, s.opted_out
+FROM (SELECT 1) LEFT JOIN senders s ON s.channel = $1 AND s.sender = $3"""
 )
 _INSERT_MESSAGE = _q(
     """INSERT INTO messages (id, reference, channel, platform_id, sender, sender_name, text,
@@ -126,16 +129,14 @@ def _found(conn: sqlite3.Connection, reference: str) -> QueueItem:
 def _ingest(
     conn: sqlite3.Connection, message: Message, decide: Callable[[SenderState, str], Decision]
 ) -> Ingested:
-    row = conn.execute(_BY_KEY, (message.channel, message.platform_id)).fetchone()
-    if row is not None:
+    existing, item_id, last_ack_at, last_template, opted_out = conn.execute(
+        _BEFORE_INGEST, (message.channel, message.platform_id, message.sender)
+    ).fetchone()
+    if existing is not None:
+        row = conn.execute(_BY_KEY, (message.channel, message.platform_id)).fetchone()
         return Ingested(_item(row), duplicate=True)
-    # Only this thread writes, inside BEGIN IMMEDIATE, so the next id is ours to take.
-    (item_id,) = conn.execute(_NEXT_ID).fetchone()
     reference = reference_for(item_id)
-    state = SenderState()
-    row = conn.execute(_SENDER, (message.channel, message.sender)).fetchone()
-    if row is not None:
-        state = SenderState(from_text(row[0]), row[1], bool(row[2]))
+    state = SenderState(from_text(last_ack_at), last_template, bool(opted_out))
     d = decide(state, reference)
     received = to_text(message.received_at)
     conn.execute(_INSERT_MESSAGE, (
