@@ -18,13 +18,17 @@ def main() -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
-    db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, platform_id TEXT, "
-               "sender TEXT, text TEXT)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, platform_id TEXT, "
+        "sender TEXT, text TEXT)"
+    )
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.json()
-        db.execute("INSERT INTO messages (platform_id, sender, text) VALUES (?, ?, ?)",
-                   (body.get("id"), body["sender"], body["text"]))
+        db.execute(
+            "INSERT INTO messages (platform_id, sender, text) VALUES (?, ?, ?)",
+            (body.get("id"), body["sender"], body["text"]),
+        )
         return web.json_response({"id": body.get("id")}, status=202)
 
     app = web.Application()

@@ -93,10 +93,24 @@ def texts_file() -> str:
 
 def wrk(port: int, seconds: int) -> dict[str, float]:
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t2", "-c50", f"-d{seconds}s", "--latency",
-         "-s", str(ROOT / "bench" / "post.lua"), f"http://127.0.0.1:{port}/api/messages"],
-        capture_output=True, text=True, check=True, env={**os.environ, "BENCH_TEXTS": texts_file()},
-    ).stdout  # fmt: skip
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t2",
+            "-c50",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "post.lua"),
+            f"http://127.0.0.1:{port}/api/messages",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENCH_TEXTS": texts_file()},
+    ).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
 
@@ -112,19 +126,34 @@ def wrk(port: int, seconds: int) -> dict[str, float]:
 
 
 def serve(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["taskset", "-c", "0", *command], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+    return subprocess.Popen(
+        ["taskset", "-c", "0", *command],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
 
 
 def run_server(kind: str, seconds: int, synchronous: str) -> dict[str, float]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "holding-reply":
-            proc = serve([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                         {"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3"})  # fmt: skip
+            proc = serve(
+                [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                {"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3"},
+            )
         else:
-            proc = serve([sys.executable, str(ROOT / "bench" / "floor.py"), str(port),
-                          f"{tmp}/floor.sqlite3", synchronous], {})  # fmt: skip
+            proc = serve(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "floor.py"),
+                    str(port),
+                    f"{tmp}/floor.sqlite3",
+                    synchronous,
+                ],
+                {},
+            )
         try:
             wait_for(port)
             result = wrk(port, seconds)
@@ -148,19 +177,31 @@ def main() -> None:
         sys.exit("bench needs wrk as its load generator: apt-get install wrk")
 
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {sys.platform}")
-    for label, kind in (("whole corpus", None), ("routine only", False), ("emergencies only", True)):
+    for label, kind in (
+        ("whole corpus", None),
+        ("routine only", False),
+        ("emergencies only", True),
+    ):
         rates = [decisions_per_second(2.0, kind) for _ in range(5)]
         print(f"decisions/s, {label} (one core, median of 5): {statistics.median(rates):,.0f}")
 
-    rows: dict[str, list[dict[str, float]]] = {"holding-reply": [], "floor-FULL": [], "floor-NORMAL": []}
+    rows: dict[str, list[dict[str, float]]] = {
+        "holding-reply": [],
+        "floor-FULL": [],
+        "floor-NORMAL": [],
+    }
     for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits all alike
         rows["holding-reply"].append(run_server("holding-reply", args.seconds, "FULL"))
         rows["floor-FULL"].append(run_server("floor", args.seconds, "FULL"))
         rows["floor-NORMAL"].append(run_server("floor", args.seconds, "NORMAL"))
     print(f"POST /api/messages, 50 connections, {args.seconds}s x {args.rounds} rounds, medians:")
     for name, result in rows.items():
-        print(f"  {name:<14} {median(result, 'rps'):>8,.0f} msg/s   p50 {median(result, 'p50'):6.2f} ms"
-              f"   p99 {median(result, 'p99'):6.2f} ms   peak RSS {max(r['rss_mb'] for r in result):5.1f} MB")
+        rps, p50, p99 = (median(result, key) for key in ("rps", "p50", "p99"))
+        rss = max(r["rss_mb"] for r in result)
+        print(
+            f"  {name:<14} {rps:>8,.0f} msg/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   "
+            f"peak RSS {rss:5.1f} MB"
+        )
     ours = median(rows["holding-reply"], "rps")
     for floor in ("floor-FULL", "floor-NORMAL"):
         print(f"  ratio holding-reply / {floor}: {ours / median(rows[floor], 'rps'):.2f}")

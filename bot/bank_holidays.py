@@ -11,7 +11,6 @@ gov.uk lists it under "scotland" only). Without it a Scottish desk would promise
 """
 
 # gov.uk writes its titles with curly apostrophes (U+2019); they are kept as gov.uk writes them.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

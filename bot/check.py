@@ -42,8 +42,11 @@ def load(path: str | os.PathLike[str]) -> Triage:
 def needed_templates(rules: Rules) -> dict[str, str]:
     """Template name → the rules.toml key that needs it."""
     needed = {name: "(always needed)" for name in REQUIRED}
-    for kind, categories in (("emergency", rules.emergencies), ("redirect", rules.redirects),
-                             ("team", rules.teams)):  # fmt: skip
+    for kind, categories in (
+        ("emergency", rules.emergencies),
+        ("redirect", rules.redirects),
+        ("team", rules.teams),
+    ):
         for i, category in enumerate(categories, start=1):
             if category.response:
                 needed.setdefault(category.response, f"{kind}[{i}].response")
@@ -60,13 +63,21 @@ def check_templates(triage: Triage) -> list[Problem]:
             if name not in present:
                 path = first_dir / language / f"{name}.txt"
                 problems.append(Problem(str(path), "", f"template missing; needed by {needed_by}"))
-    enabled = [c for c in ("web", "telegram", "x") if rules.channel(c).enabled and c in rules.channels]
+    enabled = [
+        c for c in ("web", "telegram", "x") if rules.channel(c).enabled and c in rules.channels
+    ]
     for language, name, channel, path in responses.files():
         if language not in rules.languages:
             continue
         if channel is not None and channel not in CHANNEL_LIMITS:
-            problems.append(Problem(str(path), "", f"unknown channel {channel!r} in the file name; "
-                                    f"expected one of {', '.join(CHANNEL_LIMITS)}"))  # fmt: skip
+            problems.append(
+                Problem(
+                    str(path),
+                    "",
+                    f"unknown channel {channel!r} in the file name; "
+                    f"expected one of {', '.join(CHANNEL_LIMITS)}",
+                )
+            )
             continue
         problems.extend(_check_file(triage, language, name, channel, path, enabled))
     return problems
@@ -84,8 +95,9 @@ def _check_file(
     unknown = jinja2.meta.find_undeclared_variables(ast) - set(VARIABLES)
     if unknown:
         listed = ", ".join(sorted(unknown))
-        return [Problem(str(path), "", f"unknown variable(s) {listed}; "
-                        f"known: {', '.join(VARIABLES)}")]  # fmt: skip
+        return [
+            Problem(str(path), "", f"unknown variable(s) {listed}; known: {', '.join(VARIABLES)}")
+        ]
     problems: list[Problem] = []
     for chan in [channel] if channel else enabled:
         if channel is None and (path.parent / f"{name}.{chan}.txt").exists():
@@ -102,8 +114,14 @@ def _check_file(
         limit = CHANNEL_LIMITS[chan]
         if len(longest) > limit:
             hint = f"; add a shorter {language}/{name}.{chan}.txt" if channel is None else ""
-            problems.append(Problem(str(path), "", f"can be {len(longest)} characters long for "
-                                    f"{chan}, over its limit of {limit}{hint}"))  # fmt: skip
+            problems.append(
+                Problem(
+                    str(path),
+                    "",
+                    f"can be {len(longest)} characters long for "
+                    f"{chan}, over its limit of {limit}{hint}",
+                )
+            )
     return problems
 
 
@@ -120,25 +138,31 @@ def _sample_contexts(triage: Triage, channel: str) -> list[dict[str, Any]]:
     out = []
     for moment in sample_moments(now):
         for staffed in (True, False):
-            out.append({
-                "organisation": rules.name,
-                "channel": channel,
-                "reference": "WWWW-WWWW",
-                "name": LONG_NAME,
-                "staffed": staffed,
-                "now": now,
-                "reply_by": moment,
-                "opens_at": None if staffed else moment,
-                "promise": max(promises, key=len),
-                "hours": max((triage.hours_text(schedule, lang) for lang in rules.languages), key=len),
-                "hours_short": max((triage.hours_text(schedule, lang, short=True)
-                                    for lang in rules.languages), key=len),  # fmt: skip
-                "holiday": ClosedDay(day, LONG_HOLIDAY, bank_holiday=True),
-                "closure": ClosedDay(day + timedelta(days=1), longest, bank_holiday=False),
-                "emergency": max(names, key=len),
-                "redirect": max(names, key=len),
-                "team": max(names, key=len),
-            })  # fmt: skip
+            out.append(
+                {
+                    "organisation": rules.name,
+                    "channel": channel,
+                    "reference": "WWWW-WWWW",
+                    "name": LONG_NAME,
+                    "staffed": staffed,
+                    "now": now,
+                    "reply_by": moment,
+                    "opens_at": None if staffed else moment,
+                    "promise": max(promises, key=len),
+                    "hours": max(
+                        (triage.hours_text(schedule, lang) for lang in rules.languages), key=len
+                    ),
+                    "hours_short": max(
+                        (triage.hours_text(schedule, lang, short=True) for lang in rules.languages),
+                        key=len,
+                    ),
+                    "holiday": ClosedDay(day, LONG_HOLIDAY, bank_holiday=True),
+                    "closure": ClosedDay(day + timedelta(days=1), longest, bank_holiday=False),
+                    "emergency": max(names, key=len),
+                    "redirect": max(names, key=len),
+                    "team": max(names, key=len),
+                }
+            )
     return out
 
 
@@ -149,28 +173,31 @@ def summary(triage: Triage, now: datetime) -> str:
     local_now = now.astimezone(rules.timezone)
     lines = [f"{rules.path}: OK — {rules.name}, {rules.timezone.key}"]
     lines.append(f"  Staffed: {triage.hours_text(schedule, 'en')}")
-    lines.append(f"  First reply promised within {rules.promise}; "
-                 f"one acknowledgement per sender every {say_duration(rules.cooldown)}")  # fmt: skip
+    lines.append(
+        f"  First reply promised within {rules.promise}; "
+        f"one acknowledgement per sender every {say_duration(rules.cooldown)}"
+    )
     upcoming = schedule.closed_days_between(local_now.date(), local_now.date() + timedelta(days=90))
     if upcoming:
         lines.append("  Closed in the next 90 days:")
         for closed in upcoming[:12]:
             kind = "bank holiday" if closed.bank_holiday else "closure"
-            lines.append(f"    {when.say_date(closed.day, local_now.date(), 'en')}: "
-                         f"{closed.reason} ({kind})")  # fmt: skip
+            lines.append(
+                f"    {when.say_date(closed.day, local_now.date(), 'en')}: {closed.reason} ({kind})"
+            )
     for special in sorted(rules.special_hours.values(), key=lambda s: s.day):
         if special.day >= local_now.date():
             ranges = ", ".join(str(r) for r in special.ranges) or "closed"
             lines.append(f"  Special hours {special.day.isoformat()}: {ranges}")
     enabled = [name for name, c in rules.channels.items() if c.enabled]
     lines.append(f"  Channels: {', '.join(enabled) or 'none'}")
-    lines.append(f"  Languages: {', '.join(rules.languages)}"
-                 f"{' (bilingual replies)' if rules.bilingual else ''}")  # fmt: skip
+    lines.append(
+        f"  Languages: {', '.join(rules.languages)}"
+        f"{' (bilingual replies)' if rules.bilingual else ''}"
+    )
     lines.append(f"  Emergencies: {', '.join(c.name for c in rules.emergencies) or 'none'}")
     lines.append(f"  Redirects: {', '.join(c.name for c in rules.redirects) or 'none'}")
     lines.append(f"  Teams: {', '.join(c.name for c in rules.teams) or 'none'}")
     templates = sum(1 for f in triage.responses.files() if f[0] in rules.languages)
     lines.append(f"  Templates: {templates} checked")
     return "\n".join(lines)
-
-

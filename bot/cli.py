@@ -118,7 +118,7 @@ def _zone(args: argparse.Namespace) -> ZoneInfo:
 
 def item_json(item: QueueItem, tz: ZoneInfo) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in item.__slots__:  # type: ignore[attr-defined]
+    for key in item.__slots__:
         value = getattr(item, key)
         out[key] = value.astimezone(tz).isoformat() if isinstance(value, datetime) else value
     return out
@@ -139,13 +139,14 @@ async def _queue(args: argparse.Namespace, tz: ZoneInfo) -> int:
         due = item.reply_by.astimezone(tz).strftime("%a %d %b %H:%M") if item.reply_by else "-"
         if item.reply_by and item.reply_by < now and item.done_at is None:
             due += " !"
-        flag = (f"EMERGENCY {item.emergency}" if item.emergency else item.redirect or item.team or "")
+        flag = f"EMERGENCY {item.emergency}" if item.emergency else item.redirect or item.team or ""
         if item.done_at:
             flag = f"done by {item.done_by}"
         text = " ".join(item.text.split())
         text = text[:57] + "..." if len(text) > 60 else text
         received = item.received_at.astimezone(tz).strftime("%a %d %b %H:%M")
-        print(f"{item.reference:<10} {item.channel:<8} {received:<17} {due:<17} {flag[:22]:<22} {text}")
+        columns = (item.reference, 10), (item.channel, 8), (received, 17), (due, 17), (flag, 22)
+        print(" ".join(f"{value[:width]:<{width}}" for value, width in columns), text)
     return 0
 
 
@@ -180,13 +181,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bot", description=(
-        "Holding Reply: honest automatic first replies, and one queue for the team. "
-        "Without a command, runs the server."))  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=(
+            "Holding Reply: honest automatic first replies, and one queue for the team. "
+            "Without a command, runs the server."
+        ),
+    )
     sub = p.add_subparsers(dest="command")
 
     def rules_arg(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--rules", metavar="FILE", help="rules file (default: $RULES_FILE or ./rules.toml)")
+        s.add_argument(
+            "--rules", metavar="FILE", help="rules file (default: $RULES_FILE or ./rules.toml)"
+        )
 
     s = sub.add_parser("serve", help="run the server (the default)")
     rules_arg(s)
@@ -201,8 +208,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("preview", help="say what the bot would answer to TEXT")
     rules_arg(s)
     s.add_argument("--channel", default="web", choices=["web", "telegram", "x"])
-    s.add_argument("--at", action="append", default=[], metavar="WHEN",
-                   help="ISO 8601; local time when it has no offset; may be repeated")  # fmt: skip
+    s.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="WHEN",
+        help="ISO 8601; local time when it has no offset; may be repeated",
+    )
     s.add_argument("--json", action="store_true", help="one JSON object a line")
     s.add_argument("text", metavar="TEXT")
     s.set_defaults(func=cmd_preview)
@@ -244,7 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         count = len(exc.problems)
-        print(f"{count} problem{'s' if count != 1 else ''} found; nothing was changed.", file=sys.stderr)
+        print(
+            f"{count} problem{'s' if count != 1 else ''} found; nothing was changed.",
+            file=sys.stderr,
+        )
         return 1
     except StoreError as exc:
         print(f"database unavailable: {exc}", file=sys.stderr)

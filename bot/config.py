@@ -171,7 +171,9 @@ class _Reader:
         for name in value:
             if name not in allowed:
                 close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-                hint = f'; did you mean "{close[0]}"?' if close else f"; allowed: {', '.join(allowed)}"
+                hint = (
+                    f'; did you mean "{close[0]}"?' if close else f"; allowed: {', '.join(allowed)}"
+                )
                 self.fail((*key, name), f"unknown key {name!r}{hint}")
         return value
 
@@ -224,7 +226,10 @@ class _Reader:
         if value is None and not required:
             return ()
         if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-            self.fail(key, f'expected a list of phrases in quotes, e.g. ["bin", "recycling"], got {value!r}')
+            self.fail(
+                key,
+                f'expected a list of phrases in quotes, e.g. ["bin", "recycling"], got {value!r}',
+            )
             return ()
         for index, phrase in enumerate(value):
             problem = phrase_problem(phrase)
@@ -248,14 +253,35 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
     """Read and check rules.toml; raise RulesError listing every problem found."""
     doc = read_toml(Path(path))
     r = _Reader(doc)
-    data = r.table((), doc.data, (
-        "organisation", "hours", "closures", "special_hours", "promise", "acknowledgement",
-        "channels", "emergency", "redirect", "team",
-    ))  # fmt: skip
+    data = r.table(
+        (),
+        doc.data,
+        (
+            "organisation",
+            "hours",
+            "closures",
+            "special_hours",
+            "promise",
+            "acknowledgement",
+            "channels",
+            "emergency",
+            "redirect",
+            "team",
+        ),
+    )
 
-    org = r.table(("organisation",), data.get("organisation", {}), (
-        "name", "timezone", "bank_holidays", "languages", "bilingual", "responses",
-    ))  # fmt: skip
+    org = r.table(
+        ("organisation",),
+        data.get("organisation", {}),
+        (
+            "name",
+            "timezone",
+            "bank_holidays",
+            "languages",
+            "bilingual",
+            "responses",
+        ),
+    )
     name = r.text(("organisation", "name"), org.get("name")) or "?"
     timezone = ZoneInfo("UTC")
     tz_name = r.text(("organisation", "timezone"), org.get("timezone", "Europe/London"))
@@ -263,22 +289,31 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         try:
             timezone = ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError):
-            r.fail(("organisation", "timezone"),
-                   f"{tz_name!r} is not a timezone; expected an IANA name such as \"Europe/London\"")  # fmt: skip
-    bank = r.holidays(("organisation", "bank_holidays"), org.get("bank_holidays", "england-and-wales"))
+            r.fail(
+                ("organisation", "timezone"),
+                f'{tz_name!r} is not a timezone; expected an IANA name such as "Europe/London"',
+            )
+    bank = r.holidays(
+        ("organisation", "bank_holidays"), org.get("bank_holidays", "england-and-wales")
+    )
     languages = org.get("languages", ["en"])
     if not (isinstance(languages, list) and languages and all(x in LANGUAGES for x in languages)):
-        r.fail(("organisation", "languages"),
-               f"expected a list of language codes from {list(LANGUAGES)}, e.g. [\"en\"], got {languages!r}")  # fmt: skip
+        r.fail(
+            ("organisation", "languages"),
+            f"expected a list of language codes from {list(LANGUAGES)}, "
+            f'e.g. ["en"], got {languages!r}',
+        )
         languages = ["en"]
     bilingual = r.boolean(("organisation", "bilingual"), org.get("bilingual"), False)
     if bilingual and len(languages) < 2:
-        r.fail(("organisation", "bilingual"), "needs two languages, e.g. languages = [\"en\", \"cy\"]")
+        r.fail(("organisation", "bilingual"), 'needs two languages, e.g. languages = ["en", "cy"]')
     dirs = org.get("responses", "responses")
     if isinstance(dirs, str):
         dirs = [dirs]
     if not (isinstance(dirs, list) and dirs and all(isinstance(d, str) for d in dirs)):
-        r.fail(("organisation", "responses"), f"expected a folder name or a list of them, got {dirs!r}")
+        r.fail(
+            ("organisation", "responses"), f"expected a folder name or a list of them, got {dirs!r}"
+        )
         dirs = ["responses"]
     response_dirs = tuple((doc.path.parent / d).resolve() for d in dirs)
     for d, resolved in zip(dirs, response_dirs, strict=True):
@@ -311,9 +346,15 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
             special[day] = SpecialHours(day, ranges, reason)
 
     promise_table = r.table(("promise",), data.get("promise", {}), ("first_reply",))
-    promise = r.parsed(("promise", "first_reply"), promise_table.get("first_reply", "4 working hours"), parse_promise)
+    promise = r.parsed(
+        ("promise", "first_reply"),
+        promise_table.get("first_reply", "4 working hours"),
+        parse_promise,
+    )
     ack = r.table(("acknowledgement",), data.get("acknowledgement", {}), ("cooldown",))
-    cooldown = r.parsed(("acknowledgement", "cooldown"), ack.get("cooldown", "12 hours"), parse_duration)
+    cooldown = r.parsed(
+        ("acknowledgement", "cooldown"), ack.get("cooldown", "12 hours"), parse_duration
+    )
 
     channels: dict[str, ChannelRules] = {}
     for cname, value in r.table(("channels",), data.get("channels", {"web": {}}), CHANNELS).items():
@@ -362,9 +403,14 @@ def _array(r: _Reader, key: Key, value: Any) -> list[Any]:
     return value
 
 
-def _categories(r: _Reader, kind: str, data: Mapping[str, Any], *, team: bool) -> tuple[Category, ...]:
-    allowed = ("name", "phrases", "unless", "promise", "hours", "response") if team else (
-        "name", "phrases", "unless", "response")  # fmt: skip
+def _categories(
+    r: _Reader, kind: str, data: Mapping[str, Any], *, team: bool
+) -> tuple[Category, ...]:
+    allowed = (
+        ("name", "phrases", "unless", "promise", "hours", "response")
+        if team
+        else ("name", "phrases", "unless", "response")
+    )
     out: list[Category] = []
     names: set[str] = set()
     for i, item in enumerate(_array(r, (kind,), data.get(kind, []))):

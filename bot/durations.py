@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import pairwise
 from typing import Literal
 
 MINUTES_PER_DAY = 24 * 60
@@ -28,7 +29,9 @@ RANGE_HELP = (
     'expected "HH:MM-HH:MM" such as "09:00-17:00", several separated by commas '
     '("10:00-12:00, 13:00-15:00"), or "closed"'
 )
-PROMISE_HELP = 'expected "N working minutes", "N working hours" or "N working days", e.g. "4 working hours"'
+PROMISE_HELP = (
+    'expected "N working minutes", "N working hours" or "N working days", e.g. "4 working hours"'
+)
 DURATION_HELP = 'expected "N minutes", "N hours" or "N days", e.g. "12 hours"'
 
 
@@ -73,7 +76,7 @@ def parse_ranges(text: str) -> tuple[TimeRange, ...]:
         length = end - start if end > start else end + MINUTES_PER_DAY - start
         ranges.append(TimeRange(start, length))
     ranges.sort(key=lambda r: r.start)
-    for before, after in zip(ranges, ranges[1:], strict=False):
+    for before, after in pairwise(ranges):
         if after.start < before.end:
             raise ParseError(f"the ranges {before} and {after} overlap; {RANGE_HELP}")
     return tuple(ranges)

@@ -46,7 +46,10 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.stream.write(self.format(record) + "\n")
-            if record.levelno >= logging.WARNING or record.created - self._flushed > self.FLUSH_SECONDS:
+            if (
+                record.levelno >= logging.WARNING
+                or record.created - self._flushed > self.FLUSH_SECONDS
+            ):
                 self.flush()
                 self._flushed = record.created
         except Exception:

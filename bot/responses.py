@@ -6,7 +6,7 @@ variable name is an error at `check` time, never a blank in a reply to a citizen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,7 @@ class Responses:
         # shared=True uses `context` as it is instead of copying it over the environment's
         # globals: a third of the cost of a render. Templates have no use for those globals,
         # and `check` renders through here too, so a template that tried would fail there.
-        return self.env.concat(  # type: ignore[attr-defined,no-any-return]
+        return self.env.concat(
             template.root_render_func(template.new_context(context, shared=True))
         ).strip()
 
@@ -146,7 +146,9 @@ class Responses:
         for d in self.dirs:
             folder = d / language
             if folder.is_dir():
-                out.update(p.name[: -len(".txt")] for p in folder.glob("*.txt") if p.name.count(".") == 1)
+                out.update(
+                    p.name[: -len(".txt")] for p in folder.glob("*.txt") if p.name.count(".") == 1
+                )
         return out
 
     def files(self) -> list[tuple[str, str, str | None, Path]]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import chain
 from typing import Protocol
 from zoneinfo import ZoneInfo
 

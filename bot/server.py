@@ -75,8 +75,15 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_SECONDS)
         await site.start()
         bound = runner.addresses[0][1] if runner.addresses else port  # the real one when port=0
-        log.info("listening", extra={"host": host, "port": bound, "rules": str(rules_path),
-                                     "organisation": triage.rules.name})  # fmt: skip
+        log.info(
+            "listening",
+            extra={
+                "host": host,
+                "port": bound,
+                "rules": str(rules_path),
+                "organisation": triage.rules.name,
+            },
+        )
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

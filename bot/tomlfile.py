@@ -15,7 +15,9 @@ from bot.errors import Problem, RulesError
 Key = tuple[str | int, ...]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_ASSIGN = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_ASSIGN = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
 
 
 def _split_dotted(text: str) -> list[str]:
@@ -99,7 +101,9 @@ def read_toml(path: Path) -> TomlDocument:
             [Problem(str(path), "", "file not found; pass --rules FILE or set RULES_FILE")]
         ) from None
     except OSError as exc:
-        raise RulesError([Problem(str(path), "", f"cannot read the file: {exc.strerror}")]) from None
+        raise RulesError(
+            [Problem(str(path), "", f"cannot read the file: {exc.strerror}")]
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -127,7 +131,7 @@ def _decode_hint(text: str, lineno: int | None) -> str:
         value = line.split("=", 1)[1].strip()
         literal = re.match(r"""^(["'\[{#]|true\b|false\b|[+-]?\d|inf\b|nan\b)""", value)
         if value and not literal:
-            return f" (text values need quotes: {line.split('=', 1)[0].strip()} = \"{value}\")"
+            return f' (text values need quotes: {line.split("=", 1)[0].strip()} = "{value}")'
     return ""
 
 

@@ -22,6 +22,9 @@ from bot.schedule import ClosedDay, Schedule
 # Longest sender name a reply repeats back; a display name is not a place for an essay.
 NAME_LIMIT = 40
 
+# A sender we have never answered before.
+NO_HISTORY = SenderState()
+
 # Stands for the reference in a drafted reply until the store assigns one. Random per process
 # and in Unicode's private use area, so no name or text a citizen sends can contain it.
 REFERENCE_SLOT = f"\ue000{secrets.token_hex(4)}\ue000"
@@ -78,7 +81,7 @@ class Triage:
     def decide(
         self,
         message: Message,
-        state: SenderState = SenderState(),
+        state: SenderState = NO_HISTORY,
         reference: str = "",
         now: datetime | None = None,
     ) -> Decision:
@@ -107,8 +110,19 @@ class Triage:
         closed = self.closed_days(schedule, at, opens_at, language)
 
         template = self.template_for(emergency, redirect, team, staffed, closed, schedule, at)
-        context = self.context(message, REFERENCE_SLOT, at, schedule, staffed, reply_by, opens_at,
-                               closed, emergency, redirect, team_name)  # fmt: skip
+        context = self.context(
+            message,
+            REFERENCE_SLOT,
+            at,
+            schedule,
+            staffed,
+            reply_by,
+            opens_at,
+            closed,
+            emergency,
+            redirect,
+            team_name,
+        )
         first = emergency or redirect or team
         return Decision(
             staffed=staffed,
@@ -123,12 +137,11 @@ class Triage:
             matched=first.phrase if first else None,
         )
 
-    def finish(
-        self, draft: Decision, state: SenderState, reference: str, at: datetime
-    ) -> Decision:
+    def finish(self, draft: Decision, state: SenderState, reference: str, at: datetime) -> Decision:
         """Apply what the store knows of the sender, and the message's reference."""
-        held_back = self.held_back(state, draft.template or "", at,
-                                   draft.emergency is not None, draft.redirect is not None)  # fmt: skip
+        held_back = self.held_back(
+            state, draft.template or "", at, draft.emergency is not None, draft.redirect is not None
+        )
         if held_back is not None:
             return replace(draft, template=None, reply=None, held_back=held_back)
         return replace(draft, reply=(draft.reply or "").replace(REFERENCE_SLOT, reference))
@@ -216,7 +229,12 @@ class Triage:
         }
 
     def render(
-        self, template: str, channel: str, language: str, context: dict[str, Any], schedule: Schedule
+        self,
+        template: str,
+        channel: str,
+        language: str,
+        context: dict[str, Any],
+        schedule: Schedule,
     ) -> str:
         """One language, or every language in the order of `languages` when bilingual."""
         languages = self.rules.languages if self.rules.bilingual else (language,)
@@ -225,7 +243,12 @@ class Triage:
         )
 
     def render_one(
-        self, template: str, channel: str, language: str, context: dict[str, Any], schedule: Schedule
+        self,
+        template: str,
+        channel: str,
+        language: str,
+        context: dict[str, Any],
+        schedule: Schedule,
     ) -> str:
         context["language"] = language
         for key in ("holiday", "closure"):  # say the holiday or closure in this reply's language
@@ -241,9 +264,19 @@ class Triage:
         schedule = rules.schedule_for(channel)
         staffed = schedule.is_staffed(now)
         message = Message(channel, "", "", "", now)
-        context = self.context(message, "", now, schedule, staffed,
-                               schedule.reply_by(now, rules.promise_for(channel)),
-                               None if staffed else schedule.next_opening(now), (), None, None, None)  # fmt: skip
+        context = self.context(
+            message,
+            "",
+            now,
+            schedule,
+            staffed,
+            schedule.reply_by(now, rules.promise_for(channel)),
+            None if staffed else schedule.next_opening(now),
+            (),
+            None,
+            None,
+            None,
+        )
         return " ".join(
             self.render_one("bio", channel, lang, context, schedule) for lang in rules.languages
         )

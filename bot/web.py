@@ -55,12 +55,15 @@ def parse_body(raw: bytes) -> dict[str, str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRequest(f"the body is not valid UTF-8 (bad byte at position {exc.start})") from None
+        raise BadRequest(
+            f"the body is not valid UTF-8 (bad byte at position {exc.start})"
+        ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                         f"column {exc.colno}") from None  # fmt: skip
+        raise BadRequest(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(data, dict):
         raise BadRequest('the body must be a JSON object such as {"sender": "...", "text": "..."}')
     for key in data:
@@ -81,7 +84,9 @@ def parse_body(raw: bytes) -> dict[str, str]:
             raise BadRequest(f'"{key}" contains a NUL character', 422)
         limit = MAX_TEXT if key == "text" else MAX_FIELD
         if len(value) > limit:
-            raise BadRequest(f'"{key}" is {len(value)} characters long; at most {limit} allowed', 422)
+            raise BadRequest(
+                f'"{key}" is {len(value)} characters long; at most {limit} allowed', 422
+            )
         if key in ("sender", "text", "id") and not value.strip():
             raise BadRequest(f'"{key}" is empty', 422)
         out[key] = value
@@ -112,9 +117,14 @@ async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Tri
     log.info(
         "message %s",
         "duplicate" if result.duplicate else "accepted",
-        extra={"reference": item.reference, "channel": item.channel,
-               "template": item.template, "emergency": item.emergency, "team": item.team},
-    )  # fmt: skip
+        extra={
+            "reference": item.reference,
+            "channel": item.channel,
+            "template": item.template,
+            "emergency": item.emergency,
+            "team": item.team,
+        },
+    )
     return result, triage
 
 
@@ -139,7 +149,9 @@ def error(status: int, message: str, **headers: str) -> web.Response:
 
 async def read_limited(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest(f"the body is {request.content_length} bytes; at most {MAX_BODY} allowed", 413)
+        raise BadRequest(
+            f"the body is {request.content_length} bytes; at most {MAX_BODY} allowed", 413
+        )
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -155,8 +167,9 @@ async def post_message(request: web.Request) -> web.Response:
         return error(exc.status, str(exc))
     except StoreError:
         log.exception("store unavailable")
-        return error(503, "the message could not be stored; please try again shortly",
-                     **{"Retry-After": "5"})  # fmt: skip
+        return error(
+            503, "the message could not be stored; please try again shortly", **{"Retry-After": "5"}
+        )
     headers = {"X-Duplicate": "true"} if result.duplicate else {}
     return web.json_response(answer(result.item, triage), status=202, headers=headers)
 
@@ -191,17 +204,24 @@ async def message_us(request: web.Request) -> web.Response:
                 context["errors"]["text"] = str(exc)
             except StoreError:
                 log.exception("store unavailable")
-                context["errors"]["text"] = ("Sorry, we could not take your message just now. "
-                                             "Please try again in a minute.")  # fmt: skip
+                context["errors"]["text"] = (
+                    "Sorry, we could not take your message just now. Please try again in a minute."
+                )
                 status = 503
         if context["errors"] and status == 200:
             status = 422
     context["form_id"] = uuid.uuid4().hex
     page = PAGES.get_template("message-us.html").render(context)
-    return web.Response(text=page, content_type="text/html", status=status,
-                        headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
-                                 "X-Content-Type-Options": "nosniff",
-                                 "Referrer-Policy": "same-origin"})  # fmt: skip
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        status=status,
+        headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        },
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -210,12 +230,14 @@ async def healthz(request: web.Request) -> web.Response:
         counts = await state.store.counts()
     except StoreError:
         return web.json_response({"status": "store unavailable"}, status=503)
-    return web.json_response({
-        "status": "ok",
-        "organisation": state.triage.rules.name,
-        "rules_loaded_at": state.loaded_at.isoformat(),
-        "queue": counts,
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "status": "ok",
+            "organisation": state.triage.rules.name,
+            "rules_loaded_at": state.loaded_at.isoformat(),
+            "queue": counts,
+        }
+    )
 
 
 def make_app(state: State) -> web.Application:

@@ -25,7 +25,6 @@ Welsh choices, each checked against Babel's `cy` locale (CLDR) and Welsh public 
 """
 
 # Short forms (for bios, where space is tight) join ranges with an en dash, U+2013.
-# ruff: noqa: RUF001, RUF002
 
 from __future__ import annotations
 

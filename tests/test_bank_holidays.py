@@ -1,7 +1,6 @@
 """Bank holiday calendars against gov.uk's own list, the holidays-package fallback, and errors."""
 
 # gov.uk writes titles with curly apostrophes (U+2019); the expected values do too.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -16,12 +16,18 @@ from bot.store import open_store
 from tests.conftest import ROOT, london
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        capture_output=True, text=True, timeout=60, env=full_env, cwd=cwd,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=full_env,
+        cwd=cwd,
+    )
 
 
 def test_check_passes_on_the_shipped_rules_and_summarises() -> None:
@@ -32,7 +38,9 @@ def test_check_passes_on_the_shipped_rules_and_summarises() -> None:
     assert "Channels: web" in result.stdout
 
 
-@pytest.mark.parametrize("example", sorted(p.parent.name for p in (ROOT / "examples").glob("*/rules.toml")))
+@pytest.mark.parametrize(
+    "example", sorted(p.parent.name for p in (ROOT / "examples").glob("*/rules.toml"))
+)
 def test_check_passes_on_every_example(example: str) -> None:
     result = run("check", "--rules", str(ROOT / "examples" / example / "rules.toml"))
     assert result.returncode == 0, result.stderr
@@ -50,13 +58,21 @@ def test_check_reports_every_problem_with_file_and_line_and_no_traceback(tmp_pat
     rules = rules.replace('first_reply = "4 working hours"', 'first_reply = "soon"')
     rules += "\n[organisation.extra]\n"
     bad = tmp_path / "rules.toml"
-    bad.write_text(rules.replace('timezone = "Europe/London"', 'timezone = "Europe/London"\n'
-                                 f'responses = "{ROOT / "responses"}"'), encoding="utf-8")  # fmt: skip
+    bad.write_text(
+        rules.replace(
+            'timezone = "Europe/London"',
+            f'timezone = "Europe/London"\nresponses = "{ROOT / "responses"}"',
+        ),
+        encoding="utf-8",
+    )
     result = run("check", "--rules", str(bad))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert any(f"{bad}:" in line and "hours.monday: '9am-5pm' is not a time range" in line for line in lines)
+    assert any(
+        f"{bad}:" in line and "hours.monday: '9am-5pm' is not a time range" in line
+        for line in lines
+    )
     assert any("promise.first_reply: 'soon' is not a promise" in line for line in lines)
     assert any("organisation.extra: unknown key 'extra'" in line for line in lines)
     assert lines[-1] == "3 problems found; nothing was changed."
@@ -71,8 +87,11 @@ def test_check_finds_template_mistakes(tmp_path: Path) -> None:
     (responses / "bio.txt").write_text("{% if %}", encoding="utf-8")
     (responses / "out-of-hours.x.txt").write_text("x" * 281, encoding="utf-8")
     (responses / "redirect-crime.txt").unlink()
-    rules = (ROOT / "rules.toml").read_text(encoding="utf-8").replace(
-        "[channels.web]", "[channels.web]\n[channels.x]")  # fmt: skip
+    rules = (
+        (ROOT / "rules.toml")
+        .read_text(encoding="utf-8")
+        .replace("[channels.web]", "[channels.web]\n[channels.x]")
+    )
     (tmp_path / "rules.toml").write_text(rules, encoding="utf-8")
     result = run("check", "--rules", str(tmp_path / "rules.toml"))
     assert result.returncode == 1
@@ -84,8 +103,17 @@ def test_check_finds_template_mistakes(tmp_path: Path) -> None:
 
 
 def test_preview_json_says_what_the_bot_would_answer() -> None:
-    result = run("preview", "--json", "--at", "2026-11-27T20:00", "--at", "2026-11-23T10:00:00+00:00",
-                 "--channel", "web", "my bin wasn't collected")  # fmt: skip
+    result = run(
+        "preview",
+        "--json",
+        "--at",
+        "2026-11-27T20:00",
+        "--at",
+        "2026-11-23T10:00:00+00:00",
+        "--channel",
+        "web",
+        "my bin wasn't collected",
+    )
     assert result.returncode == 0, result.stderr
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert first["at"] == "2026-11-27T20:00:00+00:00"
@@ -119,18 +147,26 @@ def test_bio_prints_one_line_per_channel() -> None:
     )
 
 
-async def test_queue_lists_open_items_most_overdue_first_and_done_removes_them(tmp_path: Path) -> None:
+async def test_queue_lists_open_items_most_overdue_first_and_done_removes_them(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite:///{tmp_path}/q.sqlite3"
     async with open_store(url) as store:
-        for n, (text, due, emergency) in enumerate([
-            ("later", "2026-11-30 13:00:00", None),
-            ("sooner", "2026-11-24 10:00:00", None),
-            ("fire!", "2026-11-30 13:00:00", "fire"),
-        ]):  # fmt: skip
+        for n, (text, due, emergency) in enumerate(
+            [
+                ("later", "2026-11-30 13:00:00", None),
+                ("sooner", "2026-11-24 10:00:00", None),
+                ("fire!", "2026-11-30 13:00:00", "fire"),
+            ]
+        ):
             message = Message("web", f"p{n}", f"s{n}", text, datetime(2026, 11, 23, tzinfo=UTC))
 
-            def decide(_: SenderState, __: str, due: str = due, em: str | None = emergency) -> Decision:
-                return Decision(False, london(due), None, em, None, None, "en", "out-of-hours", "ok")
+            def decide(
+                _: SenderState, __: str, due: str = due, em: str | None = emergency
+            ) -> Decision:
+                return Decision(
+                    False, london(due), None, em, None, None, "en", "out-of-hours", "ok"
+                )
 
             await store.ingest(message, decide)
     env = {"DATABASE_URL": url}
@@ -139,7 +175,9 @@ async def test_queue_lists_open_items_most_overdue_first_and_done_removes_them(t
     items = json.loads(result.stdout)
     assert [i["text"] for i in items] == ["fire!", "sooner", "later"]
     table = run("queue", env=env)
-    assert "EMERGENCY fire" in table.stdout and table.stdout.index("sooner") < table.stdout.index("later")
+    assert "EMERGENCY fire" in table.stdout and table.stdout.index("sooner") < table.stdout.index(
+        "later"
+    )
     done = run("done", items[1]["reference"], "--by", "Sam", env=env)
     assert done.returncode == 0, done.stderr
     after = json.loads(run("queue", "--json", env=env).stdout)

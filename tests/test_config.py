@@ -52,29 +52,60 @@ def test_the_shipped_rules_load() -> None:
     assert rules.emergencies and rules.redirects and rules.teams
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ('[hours]\nmonday = "9-5"\n', ['hours.monday: \'9-5\' is not a time range; expected "HH:MM-HH:MM"']),
-    ('[hours]\nmonday = "09:00-17:00, 16:00-18:00"\n', ["overlap"]),
-    ('[hours]\nmonday = "25:00-26:00"\n', ["time that does not exist"]),
-    ('[hours]\nmonady = "09:00-17:00"\n', ["hours.monady: unknown key 'monady'; did you mean \"monday\"?"]),
-    ('[promise]\nfirst_reply = "4 hours"\n', ["promise.first_reply: '4 hours' is not a promise; "
-                                              'expected "N working minutes"']),
-    ('[acknowledgement]\ncooldown = "a while"\n', ["acknowledgement.cooldown: 'a while' is not a duration"]),
-    ('[[closures]]\nfrom = "2026-12-24"\nto = "2026-12-20"\nreason = "x"\n', ["closures[1].to: 2026-12-20 is before"]),
-    ('[[closures]]\nfrom = "24/12/2026"\nreason = "x"\n', ['closures[1].from: expected a date written "YYYY-MM-DD"']),
-    ('[[closures]]\nfrom = 2026-12-24\n', ["closures[1].reason: missing; this key is required"]),
-    ('[channels.webb]\n', ["channels.webb: unknown key 'webb'; did you mean \"web\"?"]),
-    ('[channels.web]\nenabled = "yes"\n', ["channels.web.enabled: expected true or false"]),
-    ('[[team]]\nname = "waste"\nphrases = "bins"\n', ["team[1].phrases: expected a list of phrases"]),
-    ('[[emergency]]\nname = "x"\nphrases = ["fire"]\n', ["emergency[1].response: missing"]),
-    ('[[emergency]]\nname = "x"\nphrases = ["fire"]\nresponse = "a"\n'
-     '[[emergency]]\nname = "x"\nphrases = ["gas"]\nresponse = "a"\n', ["emergency[2].name: 'x' is used by another"]),
-    ('[nonsense]\n', ["nonsense: unknown key 'nonsense'"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            '[hours]\nmonday = "9-5"\n',
+            ["hours.monday: '9-5' is not a time range; expected \"HH:MM-HH:MM\""],
+        ),
+        ('[hours]\nmonday = "09:00-17:00, 16:00-18:00"\n', ["overlap"]),
+        ('[hours]\nmonday = "25:00-26:00"\n', ["time that does not exist"]),
+        (
+            '[hours]\nmonady = "09:00-17:00"\n',
+            ["hours.monady: unknown key 'monady'; did you mean \"monday\"?"],
+        ),
+        (
+            '[promise]\nfirst_reply = "4 hours"\n',
+            ["promise.first_reply: '4 hours' is not a promise; expected \"N working minutes\""],
+        ),
+        (
+            '[acknowledgement]\ncooldown = "a while"\n',
+            ["acknowledgement.cooldown: 'a while' is not a duration"],
+        ),
+        (
+            '[[closures]]\nfrom = "2026-12-24"\nto = "2026-12-20"\nreason = "x"\n',
+            ["closures[1].to: 2026-12-20 is before"],
+        ),
+        (
+            '[[closures]]\nfrom = "24/12/2026"\nreason = "x"\n',
+            ['closures[1].from: expected a date written "YYYY-MM-DD"'],
+        ),
+        (
+            "[[closures]]\nfrom = 2026-12-24\n",
+            ["closures[1].reason: missing; this key is required"],
+        ),
+        ("[channels.webb]\n", ["channels.webb: unknown key 'webb'; did you mean \"web\"?"]),
+        ('[channels.web]\nenabled = "yes"\n', ["channels.web.enabled: expected true or false"]),
+        (
+            '[[team]]\nname = "waste"\nphrases = "bins"\n',
+            ["team[1].phrases: expected a list of phrases"],
+        ),
+        ('[[emergency]]\nname = "x"\nphrases = ["fire"]\n', ["emergency[1].response: missing"]),
+        (
+            '[[emergency]]\nname = "x"\nphrases = ["fire"]\nresponse = "a"\n'
+            '[[emergency]]\nname = "x"\nphrases = ["gas"]\nresponse = "a"\n',
+            ["emergency[2].name: 'x' is used by another"],
+        ),
+        ("[nonsense]\n", ["nonsense: unknown key 'nonsense'"]),
+    ],
+)
 def test_each_mistake_gets_a_message_naming_the_key(
     tmp_path: Path, extra: str, expected: list[str]
 ) -> None:
-    found = "\n".join(problems(tmp_path, MINIMAL.replace('[hours]\nmonday = "09:00-17:00"\n', "") + extra))
+    found = "\n".join(
+        problems(tmp_path, MINIMAL.replace('[hours]\nmonday = "09:00-17:00"\n', "") + extra)
+    )
     for text in expected:
         assert text in found
 
@@ -88,8 +119,12 @@ def test_messages_name_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    text = MINIMAL.replace('"Europe/London"', '"Europe/Londn"').replace(
-        '"england-and-wales"', '"england"') + 'friday = "late"\n'  # fmt: skip
+    text = (
+        MINIMAL.replace('"Europe/London"', '"Europe/Londn"').replace(
+            '"england-and-wales"', '"england"'
+        )
+        + 'friday = "late"\n'
+    )
     found = "\n".join(problems(tmp_path, text))
     assert "organisation.timezone: 'Europe/Londn' is not a timezone" in found
     assert "organisation.bank_holidays:" in found and "england-and-wales" in found
@@ -115,23 +150,32 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
 
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
-    path.write_bytes(MINIMAL.encode() + b'# caf\xe9\n')
+    path.write_bytes(MINIMAL.encode() + b"# caf\xe9\n")
     with pytest.raises(RulesError) as caught:
         load_rules(path)
     assert "not UTF-8" in str(caught.value)
 
 
 def test_overnight_and_split_ranges_and_welsh(tmp_path: Path) -> None:
-    rules = load_rules(write(tmp_path, MINIMAL + (
-        'saturday = "10:00-12:00, 13:00-15:00"\nsunday = "22:00-06:00"\n'
-        "[organisation.x]\n"
-    ).replace("[organisation.x]\n", "")))  # fmt: skip
+    rules = load_rules(
+        write(
+            tmp_path,
+            MINIMAL
+            + (
+                'saturday = "10:00-12:00, 13:00-15:00"\nsunday = "22:00-06:00"\n[organisation.x]\n'
+            ).replace("[organisation.x]\n", ""),
+        )
+    )
     assert [str(r) for r in rules.hours[5]] == ["10:00-12:00", "13:00-15:00"]
     assert rules.hours[6][0].length == 8 * 60
 
 
 def test_channel_and_team_overrides_take_precedence(tmp_path: Path) -> None:
-    rules = load_rules(write(tmp_path, MINIMAL + """
+    rules = load_rules(
+        write(
+            tmp_path,
+            MINIMAL
+            + """
 [promise]
 first_reply = "4 working hours"
 
@@ -146,7 +190,9 @@ saturday = "10:00-12:00"
 name = "waste"
 phrases = ["bin"]
 promise = "2 working days"
-"""))
+""",
+        )
+    )
     assert str(rules.promise_for("web")) == "4 working hours"
     assert str(rules.promise_for("x")) == "1 working day"
     assert str(rules.promise_for("x", "waste")) == "2 working days"
@@ -167,4 +213,6 @@ def test_examples_keep_every_shipped_emergency_phrase(example: str) -> None:
     shipped = phrases(ROOT / "rules.toml")
     copied = phrases(ROOT / "examples" / example / "rules.toml")
     for name, wanted in shipped.items():
-        assert wanted <= copied.get(name, set()), f"{example}: {name} lacks {wanted - copied.get(name, set())}"
+        assert wanted <= copied.get(name, set()), (
+            f"{example}: {name} lacks {wanted - copied.get(name, set())}"
+        )

@@ -22,8 +22,13 @@ def weekly(**days: str) -> list[tuple[TimeRange, ...]]:
     return [parse_ranges(days.get(n, "closed")) for n in names]
 
 
-OFFICE = weekly(monday="09:00-17:00", tuesday="09:00-17:00", wednesday="09:00-17:00",
-                thursday="09:00-17:00", friday="09:00-16:30")  # fmt: skip
+OFFICE = weekly(
+    monday="09:00-17:00",
+    tuesday="09:00-17:00",
+    wednesday="09:00-17:00",
+    thursday="09:00-17:00",
+    friday="09:00-16:30",
+)
 
 
 def schedule(
@@ -46,40 +51,48 @@ def as_local(value: datetime | None) -> str | None:
 
 # --- staffed or not, to the second ------------------------------------------------------------
 
-@pytest.mark.parametrize(("at", "staffed"), [
-    ("2026-11-23 08:59:59", False),   # Monday, a second before opening
-    ("2026-11-23 09:00:00", True),    # opening: staffed
-    ("2026-11-23 16:59:59", True),
-    ("2026-11-23 17:00:00", False),   # closing: not staffed (half-open)
-    ("2026-11-27 16:29:59", True),    # Friday closes at 16:30
-    ("2026-11-27 16:30:00", False),
-    ("2026-11-28 12:00:00", False),   # Saturday not listed: closed
-    ("2026-12-25 10:00:00", False),   # Christmas Day
-    ("2026-12-28 10:00:00", False),   # Boxing Day substitute (26th is a Saturday)
-    ("2026-08-31 10:00:00", False),   # Summer bank holiday, England and Wales
-])  # fmt: skip
+
+@pytest.mark.parametrize(
+    ("at", "staffed"),
+    [
+        ("2026-11-23 08:59:59", False),  # Monday, a second before opening
+        ("2026-11-23 09:00:00", True),  # opening: staffed
+        ("2026-11-23 16:59:59", True),
+        ("2026-11-23 17:00:00", False),  # closing: not staffed (half-open)
+        ("2026-11-27 16:29:59", True),  # Friday closes at 16:30
+        ("2026-11-27 16:30:00", False),
+        ("2026-11-28 12:00:00", False),  # Saturday not listed: closed
+        ("2026-12-25 10:00:00", False),  # Christmas Day
+        ("2026-12-28 10:00:00", False),  # Boxing Day substitute (26th is a Saturday)
+        ("2026-08-31 10:00:00", False),  # Summer bank holiday, England and Wales
+    ],
+)
 def test_staffed_at_the_boundaries(at: str, staffed: bool) -> None:
     assert schedule().is_staffed(local(at)) is staffed
 
 
-@pytest.mark.parametrize(("nation", "day", "closed"), [
-    ("england-and-wales", "2026-01-02", False),
-    ("scotland", "2026-01-02", True),           # 2 January
-    ("scotland", "2026-11-30", True),           # St Andrew's Day
-    ("england-and-wales", "2026-11-30", False),
-    ("scotland", "2026-08-03", True),           # Scotland's summer holiday is early August
-    ("scotland", "2026-08-31", False),
-    ("northern-ireland", "2026-03-17", True),   # St Patrick's Day
-    ("northern-ireland", "2026-07-13", True),   # Battle of the Boyne, substitute for Sunday 12th
-    ("england-and-wales", "2026-07-13", False),
-    ("england-and-wales", "2027-12-27", True),  # Christmas Day 2027 is a Saturday: substitutes
-    ("england-and-wales", "2027-12-28", True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("nation", "day", "closed"),
+    [
+        ("england-and-wales", "2026-01-02", False),
+        ("scotland", "2026-01-02", True),  # 2 January
+        ("scotland", "2026-11-30", True),  # St Andrew's Day
+        ("england-and-wales", "2026-11-30", False),
+        ("scotland", "2026-08-03", True),  # Scotland's summer holiday is early August
+        ("scotland", "2026-08-31", False),
+        ("northern-ireland", "2026-03-17", True),  # St Patrick's Day
+        ("northern-ireland", "2026-07-13", True),  # Battle of the Boyne, substitute for Sunday 12th
+        ("england-and-wales", "2026-07-13", False),
+        ("england-and-wales", "2027-12-27", True),  # Christmas Day 2027 is a Saturday: substitutes
+        ("england-and-wales", "2027-12-28", True),
+    ],
+)
 def test_each_nations_bank_holidays_close_the_desk(nation: str, day: str, closed: bool) -> None:
     assert schedule(nation=nation).is_staffed(local(f"{day} 10:00:00")) is not closed
 
 
 # --- overnight ranges -------------------------------------------------------------------------
+
 
 def test_overnight_range_belongs_to_the_day_it_starts_on() -> None:
     s = schedule(weekly(sunday="22:00-06:00"))
@@ -102,6 +115,7 @@ def test_overnight_range_and_morning_range_overlap_counted_once() -> None:
 
 
 # --- clock changes ----------------------------------------------------------------------------
+
 
 def test_overnight_shift_over_autumn_clock_change_counts_real_hours() -> None:
     # Clocks go back at 02:00 BST on Sunday 25 October 2026: 22:00-06:00 is nine real hours.
@@ -141,24 +155,28 @@ def test_a_range_starting_in_the_spring_gap_opens_when_the_clock_allows() -> Non
 
 # --- promises ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("at", "promise", "due"), [
-    ("2026-11-23 10:00:00", "4 working hours", "2026-11-23 14:00:00"),
-    ("2026-11-23 13:00:00", "4 working hours", "2026-11-23 17:00:00"),  # ends at closing: stays
-    ("2026-11-23 13:00:01", "4 working hours", "2026-11-24 09:00:01"),
-    ("2026-11-23 16:00:00", "4 working hours", "2026-11-24 12:00:00"),
-    ("2026-11-27 20:00:00", "4 working hours", "2026-11-30 13:00:00"),  # Friday night → Monday
-    ("2026-11-28 03:00:00", "30 working minutes", "2026-11-30 09:30:00"),
-    ("2026-04-02 16:00:00", "4 working hours", "2026-04-07 12:00:00"),  # over Easter
-    ("2026-11-23 08:00:00", "0 working hours", "2026-11-23 09:00:00"),
-    ("2026-11-23 10:00:00", "2 working days", "2026-11-25 17:00:00"),
-    ("2026-11-23 10:00:00", "0 working days", "2026-11-23 17:00:00"),
-    ("2026-11-27 20:00:00", "0 working days", "2026-11-30 17:00:00"),  # day 0 is Monday
-    ("2026-11-27 20:00:00", "1 working day", "2026-12-01 17:00:00"),
-    ("2026-11-27 10:00:00", "1 working day", "2026-11-30 17:00:00"),
-    ("2026-11-26 10:00:00", "1 working day", "2026-11-27 16:30:00"),  # Friday closes earlier
-    ("2026-12-23 12:00:00", "4 working hours", "2027-01-04 12:30:00"),  # Christmas closure
-    ("2026-12-22 16:00:00", "2 working days", "2027-01-04 17:00:00"),
-])  # fmt: skip
+
+@pytest.mark.parametrize(
+    ("at", "promise", "due"),
+    [
+        ("2026-11-23 10:00:00", "4 working hours", "2026-11-23 14:00:00"),
+        ("2026-11-23 13:00:00", "4 working hours", "2026-11-23 17:00:00"),  # ends at closing: stays
+        ("2026-11-23 13:00:01", "4 working hours", "2026-11-24 09:00:01"),
+        ("2026-11-23 16:00:00", "4 working hours", "2026-11-24 12:00:00"),
+        ("2026-11-27 20:00:00", "4 working hours", "2026-11-30 13:00:00"),  # Friday night → Monday
+        ("2026-11-28 03:00:00", "30 working minutes", "2026-11-30 09:30:00"),
+        ("2026-04-02 16:00:00", "4 working hours", "2026-04-07 12:00:00"),  # over Easter
+        ("2026-11-23 08:00:00", "0 working hours", "2026-11-23 09:00:00"),
+        ("2026-11-23 10:00:00", "2 working days", "2026-11-25 17:00:00"),
+        ("2026-11-23 10:00:00", "0 working days", "2026-11-23 17:00:00"),
+        ("2026-11-27 20:00:00", "0 working days", "2026-11-30 17:00:00"),  # day 0 is Monday
+        ("2026-11-27 20:00:00", "1 working day", "2026-12-01 17:00:00"),
+        ("2026-11-27 10:00:00", "1 working day", "2026-11-30 17:00:00"),
+        ("2026-11-26 10:00:00", "1 working day", "2026-11-27 16:30:00"),  # Friday closes earlier
+        ("2026-12-23 12:00:00", "4 working hours", "2027-01-04 12:30:00"),  # Christmas closure
+        ("2026-12-22 16:00:00", "2 working days", "2027-01-04 17:00:00"),
+    ],
+)
 def test_reply_by(at: str, promise: str, due: str) -> None:
     christmas = (Closure(date(2026, 12, 24), date(2027, 1, 1), "the Christmas closure"),)
     special = {date(2026, 12, 23): SpecialHours(date(2026, 12, 23), parse_ranges("09:00-12:30"))}
@@ -205,8 +223,23 @@ def test_a_desk_that_is_never_staffed_promises_nothing() -> None:
 
 
 def test_a_24_hour_desk_is_always_staffed() -> None:
-    s = schedule(weekly(**{d: "00:00-24:00" for d in ("monday", "tuesday", "wednesday",
-                        "thursday", "friday", "saturday", "sunday")}), nation="none")  # fmt: skip
+    s = schedule(
+        weekly(
+            **{
+                d: "00:00-24:00"
+                for d in (
+                    "monday",
+                    "tuesday",
+                    "wednesday",
+                    "thursday",
+                    "friday",
+                    "saturday",
+                    "sunday",
+                )
+            }
+        ),
+        nation="none",
+    )
     at = local("2026-10-25 01:30:00")
     assert s.is_staffed(at)
     assert s.reply_by(at, parse_promise("4 working hours")) == at + timedelta(hours=4)
@@ -220,9 +253,11 @@ instants = st.datetimes(
 
 range_text = st.builds(
     lambda h1, m1, h2, m2: f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}",
-    st.integers(0, 23), st.sampled_from([0, 15, 30, 45]),
-    st.integers(0, 23), st.sampled_from([0, 15, 30, 45]),
-)  # fmt: skip
+    st.integers(0, 23),
+    st.sampled_from([0, 15, 30, 45]),
+    st.integers(0, 23),
+    st.sampled_from([0, 15, 30, 45]),
+)
 weeks = st.lists(st.one_of(st.just("closed"), range_text), min_size=7, max_size=7)
 
 
@@ -275,7 +310,5 @@ def test_working_days_end_at_a_closing_time_on_a_staffed_day(at: datetime, n: in
     assert s.is_staffed(due - SECOND) and not s.is_staffed(due)
     local_due = due.astimezone(LONDON)
     assert (local_due.hour, local_due.minute) in ((17, 0), (16, 30))
-    staffed_days = {
-        s.local_date(shift.start) for shift in s.shifts_from(at) if shift.start < due
-    }
+    staffed_days = {s.local_date(shift.start) for shift in s.shifts_from(at) if shift.start < due}
     assert len(staffed_days) == n + 1

@@ -24,12 +24,20 @@ class Server:
     def __init__(self, tmp: Path, rules: Path) -> None:
         self.rules = rules
         self.lines: list[dict[str, Any]] = []
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp}/server.sqlite3",
-               "RULES_FILE": str(rules), "PORT": "0"}  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp}/server.sqlite3",
+            "RULES_FILE": str(rules),
+            "PORT": "0",
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot"], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "bot"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.port = int(self.wait_for("listening")["port"])
@@ -55,8 +63,11 @@ class Server:
 
     def request(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as response:
                 return response.status, json.loads(response.read())
@@ -74,7 +85,9 @@ class Server:
 def rules(tmp_path: Path) -> Path:
     path = tmp_path / "rules.toml"
     text = (ROOT / "rules.toml").read_text(encoding="utf-8")
-    text = text.replace('languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"')
+    text = text.replace(
+        'languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"'
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -88,7 +101,9 @@ def server(tmp_path: Path, rules: Path) -> Iterator[Server]:
         running.proc.wait()
 
 
-def test_serves_messages_and_stops_on_sigterm_within_ten_seconds(server: Server, tmp_path: Path) -> None:
+def test_serves_messages_and_stops_on_sigterm_within_ten_seconds(
+    server: Server, tmp_path: Path
+) -> None:
     status, body = server.request("/api/messages", {"sender": "a", "text": "hello", "id": "s1"})
     assert status == 202 and body["reference"]
     assert server.request("/healthz")[1]["queue"]["open"] == 1
@@ -100,7 +115,10 @@ def test_serves_messages_and_stops_on_sigterm_within_ten_seconds(server: Server,
     # After a restart the message is still there, and a redelivery is recognised.
     again = Server(tmp_path, server.rules)
     try:
-        assert again.request("/api/messages", {"sender": "a", "text": "hello", "id": "s1"}) == (status, body)
+        assert again.request("/api/messages", {"sender": "a", "text": "hello", "id": "s1"}) == (
+            status,
+            body,
+        )
         assert again.request("/healthz")[1]["queue"]["open"] == 1
     finally:
         again.stop()
@@ -109,14 +127,17 @@ def test_serves_messages_and_stops_on_sigterm_within_ten_seconds(server: Server,
 def test_sighup_reloads_valid_rules_and_keeps_the_old_ones_when_invalid(server: Server) -> None:
     text = server.rules.read_text(encoding="utf-8")
     mark = len(server.lines)
-    server.rules.write_text(text.replace("Anytown Borough Council", "Newtown Council"), encoding="utf-8")
+    server.rules.write_text(
+        text.replace("Anytown Borough Council", "Newtown Council"), encoding="utf-8"
+    )
     server.proc.send_signal(signal.SIGHUP)
     server.wait_for("rules reloaded", after=mark)
     assert server.request("/healthz")[1]["organisation"] == "Newtown Council"
 
     mark = len(server.lines)
-    server.rules.write_text(text.replace('monday = "09:00-17:00"', 'monday = "nine to five"'),
-                            encoding="utf-8")  # fmt: skip
+    server.rules.write_text(
+        text.replace('monday = "09:00-17:00"', 'monday = "nine to five"'), encoding="utf-8"
+    )
     server.proc.send_signal(signal.SIGHUP)
     problem = server.wait_for("rules not reloaded", after=mark)
     assert "hours.monday" in problem["problem"]
@@ -128,7 +149,9 @@ def test_sighup_reloads_valid_rules_and_keeps_the_old_ones_when_invalid(server: 
 def test_an_edited_rules_file_is_picked_up_without_a_signal(server: Server) -> None:
     mark = len(server.lines)
     text = server.rules.read_text(encoding="utf-8")
-    server.rules.write_text(text.replace("Anytown Borough Council", "Edited Council"), encoding="utf-8")
+    server.rules.write_text(
+        text.replace("Anytown Borough Council", "Edited Council"), encoding="utf-8"
+    )
     server.wait_for("rules reloaded", after=mark, timeout=15)
     assert server.request("/healthz")[1]["organisation"] == "Edited Council"
 
@@ -136,10 +159,17 @@ def test_an_edited_rules_file_is_picked_up_without_a_signal(server: Server) -> N
 def test_invalid_rules_at_start_up_exit_with_the_problems_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "rules.toml"
     shutil.copy(ROOT / "rules.toml", bad)
-    bad.write_text(bad.read_text(encoding="utf-8").replace('"Europe/London"', '"Mars/Olympus"'),
-                   encoding="utf-8")  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--rules", str(bad)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    bad.write_text(
+        bad.read_text(encoding="utf-8").replace('"Europe/London"', '"Mars/Olympus"'),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--rules", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "organisation.timezone: 'Mars/Olympus' is not a timezone" in result.stderr
     assert "Traceback" not in result.stderr

@@ -16,18 +16,23 @@ FRIDAY_NIGHT = london("2026-11-27 20:00:00")
 MONDAY_MORNING = london("2026-11-23 10:00:00")
 
 
-def message(text: str, at: object = FRIDAY_NIGHT, channel: str = "web", name: str | None = None) -> Message:
+def message(
+    text: str, at: object = FRIDAY_NIGHT, channel: str = "web", name: str | None = None
+) -> Message:
     return Message(channel, "p1", "s1", text, at, name)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("at", "template"), [
-    ("2026-11-23 10:00:00", "acknowledgement"),   # Monday, staffed
-    ("2026-11-27 20:00:00", "out-of-hours"),      # Friday night
-    ("2026-08-31 11:00:00", "bank-holiday"),      # Summer bank holiday
-    ("2026-08-30 11:00:00", "out-of-hours"),      # the Sunday before it: not today
-    ("2026-12-27 15:00:00", "closure"),           # inside the Christmas closure
-    ("2026-12-23 13:00:00", "closure"),           # after the short day, the closure follows
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("at", "template"),
+    [
+        ("2026-11-23 10:00:00", "acknowledgement"),  # Monday, staffed
+        ("2026-11-27 20:00:00", "out-of-hours"),  # Friday night
+        ("2026-08-31 11:00:00", "bank-holiday"),  # Summer bank holiday
+        ("2026-08-30 11:00:00", "out-of-hours"),  # the Sunday before it: not today
+        ("2026-12-27 15:00:00", "closure"),  # inside the Christmas closure
+        ("2026-12-23 13:00:00", "closure"),  # after the short day, the closure follows
+    ],
+)
 def test_template_follows_the_calendar(triage: Triage, at: str, template: str) -> None:
     decision = triage.decide(message("I have a question", london(at)), SenderState(), "ABCD-EFGH")
     assert decision.template == template
@@ -66,7 +71,9 @@ def test_the_name_is_used_but_cut_to_a_sensible_length(triage: Triage) -> None:
 
 def _rules(tmp_path: Path, extra: str, replace: dict[str, str] | None = None) -> Triage:
     text = (ROOT / "rules.toml").read_text(encoding="utf-8")
-    text = text.replace('languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"')
+    text = text.replace(
+        'languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"'
+    )
     for old, new in (replace or {}).items():
         text = text.replace(old, new)
     path = tmp_path / "rules.toml"
@@ -102,10 +109,15 @@ def test_the_x_channel_uses_its_short_variant(tmp_path: Path) -> None:
 
 
 def test_a_desk_never_staffed_makes_no_promise(tmp_path: Path) -> None:
-    hours = '[hours]\nmonday = "09:00-17:00"\ntuesday = "09:00-17:00"\nwednesday = "09:00-17:00"\n' \
-            'thursday = "09:00-17:00"\nfriday = "09:00-16:30"\n'  # fmt: skip
-    triage = _rules(tmp_path, "", {hours: "[hours]\n", '[[special_hours]]\ndate = "2026-12-23"\n'
-                                   'hours = "09:00-12:30"\n': ""})  # fmt: skip
+    hours = (
+        '[hours]\nmonday = "09:00-17:00"\ntuesday = "09:00-17:00"\nwednesday = "09:00-17:00"\n'
+        'thursday = "09:00-17:00"\nfriday = "09:00-16:30"\n'
+    )
+    triage = _rules(
+        tmp_path,
+        "",
+        {hours: "[hours]\n", '[[special_hours]]\ndate = "2026-12-23"\nhours = "09:00-12:30"\n': ""},
+    )
     decision = triage.decide(message("I have a question"), SenderState(), "R")
     assert decision.reply_by is None and decision.opens_at is None
     assert "We will reply as soon as we can" in (decision.reply or "")

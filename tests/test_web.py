@@ -24,16 +24,19 @@ async def client(aiohttp_client: Any, state: State) -> Client:
 
 async def post(client: Client, body: Any, **kwargs: Any) -> tuple[int, Any]:
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    response = await client.post("/api/messages", data=data,
-                                 headers={"Content-Type": "application/json"}, **kwargs)  # fmt: skip
+    response = await client.post(
+        "/api/messages", data=data, headers={"Content-Type": "application/json"}, **kwargs
+    )
     return response.status, await response.json()
 
 
 async def test_out_of_hours_message_is_answered_with_a_real_time_and_queued(
     client: Client, store: Store
 ) -> None:
-    status, body = await post(client, {"sender": "ann@example.org", "text": "I have a question",
-                                       "id": "m1", "name": "Ann"})  # fmt: skip
+    status, body = await post(
+        client,
+        {"sender": "ann@example.org", "text": "I have a question", "id": "m1", "name": "Ann"},
+    )
     assert status == 202
     assert body["id"] == "m1"
     assert body["reply_by"] == "2026-11-30T13:00:00+00:00"  # Monday 1pm: 4 working hours
@@ -75,7 +78,9 @@ async def test_bank_holiday_is_named(client: Client, clock: Clock) -> None:
 async def test_christmas_closure_is_named(client: Client, clock: Clock) -> None:
     clock.now = london("2026-12-27 15:00:00")
     _, body = await post(client, {"sender": "a", "text": "Is the library open?"})
-    assert "closed for the Christmas closure and back at 9am on Monday 4 January 2027" in body["reply"]
+    assert (
+        "closed for the Christmas closure and back at 9am on Monday 4 January 2027" in body["reply"]
+    )
 
 
 async def test_the_same_id_twice_gives_the_same_answer_and_one_queue_item(
@@ -96,7 +101,9 @@ async def test_cooldown_holds_back_the_second_acknowledgement_but_queues_it(
     _, second = await post(client, {"sender": "bob", "text": "And the street light is out"})
     assert first["reply"] and second["reply"] is None
     clock.now += timedelta(hours=1)
-    _, emergency = await post(client, {"sender": "bob", "text": "there's a strong smell of gas in the hallway"})
+    _, emergency = await post(
+        client, {"sender": "bob", "text": "there's a strong smell of gas in the hallway"}
+    )
     assert emergency["emergency"] and "0800 111 999" in emergency["reply"]
     clock.now += timedelta(hours=12)
     _, later = await post(client, {"sender": "bob", "text": "Any update?"})
@@ -105,26 +112,48 @@ async def test_cooldown_holds_back_the_second_acknowledgement_but_queues_it(
 
 
 async def test_emergency_is_answered_with_where_to_go(client: Client) -> None:
-    _, body = await post(client, {"sender": "c", "text": "My neighbour has collapsed and isn't breathing"})
+    _, body = await post(
+        client, {"sender": "c", "text": "My neighbour has collapsed and isn't breathing"}
+    )
     assert body["emergency"]
     assert "call 999 now" in body["reply"]
 
 
-@pytest.mark.parametrize(("body", "status", "says"), [
-    (b"{not json", 400, "not valid JSON"),
-    (b"[1, 2]", 400, "must be a JSON object"),
-    (b'{"sender": "a", "text": "\xff\xfe"}', 400, "not valid UTF-8"),
-    ({"sender": "a"}, 422, '"text" is required'),
-    ({"text": "hello"}, 422, '"sender" is required'),
-    ({"sender": "a", "text": 5}, 422, '"text" must be a string, got int'),
-    ({"sender": ["a"], "text": "hi"}, 422, '"sender" must be a string, got list'),
-    ({"sender": "a", "text": "   "}, 422, '"text" is empty'),
-    ({"sender": "a", "text": "x" * 4001}, 422, "4001 characters long; at most 4000"),
-    ({"sender": "a", "text": "hi", "txt": "hi"}, 422, "unknown field 'txt'; did you mean \"text\"?"),
-    ({"sender": "a", "text": "nul\u0000"}, 422, "NUL"),
-    (b"{" + b'"text": "' + b"x" * 70_000 + b'"}', 413, "at most 65536"),
-], ids=["json", "not-object", "utf8", "no-text", "no-sender", "text-int", "sender-list", "empty",
-        "too-long", "unknown-field", "nul", "too-large"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (b'{"sender": "a", "text": "\xff\xfe"}', 400, "not valid UTF-8"),
+        ({"sender": "a"}, 422, '"text" is required'),
+        ({"text": "hello"}, 422, '"sender" is required'),
+        ({"sender": "a", "text": 5}, 422, '"text" must be a string, got int'),
+        ({"sender": ["a"], "text": "hi"}, 422, '"sender" must be a string, got list'),
+        ({"sender": "a", "text": "   "}, 422, '"text" is empty'),
+        ({"sender": "a", "text": "x" * 4001}, 422, "4001 characters long; at most 4000"),
+        (
+            {"sender": "a", "text": "hi", "txt": "hi"},
+            422,
+            "unknown field 'txt'; did you mean \"text\"?",
+        ),
+        ({"sender": "a", "text": "nul\u0000"}, 422, "NUL"),
+        (b"{" + b'"text": "' + b"x" * 70_000 + b'"}', 413, "at most 65536"),
+    ],
+    ids=[
+        "json",
+        "not-object",
+        "utf8",
+        "no-text",
+        "no-sender",
+        "text-int",
+        "sender-list",
+        "empty",
+        "too-long",
+        "unknown-field",
+        "nul",
+        "too-large",
+    ],
+)
 async def test_bad_requests_get_a_clear_json_error_and_nothing_is_stored(
     client: Client, store: Store, body: Any, status: int, says: str
 ) -> None:
@@ -140,9 +169,12 @@ async def test_text_of_exactly_4000_characters_is_accepted(client: Client) -> No
 
 
 async def test_many_concurrent_messages_are_all_stored(client: Client, store: Store) -> None:
-    results = await asyncio.gather(*(
-        post(client, {"sender": f"s{i}", "text": f"message {i}", "id": f"id{i}"}) for i in range(60)
-    ))  # fmt: skip
+    results = await asyncio.gather(
+        *(
+            post(client, {"sender": f"s{i}", "text": f"message {i}", "id": f"id{i}"})
+            for i in range(60)
+        )
+    )
     assert {status for status, _ in results} == {202}
     assert len({body["reference"] for _, body in results}) == 60
     assert (await store.counts())["open"] == 60
@@ -175,13 +207,27 @@ async def test_message_us_page_is_a_form_with_labels(client: Client) -> None:
 
 
 async def test_message_us_form_shows_the_acknowledgement(client: Client, store: Store) -> None:
-    response = await client.post("/", data={"name": "Dee", "sender": "dee@example.org",
-                                            "text": "Fly-tipping on Brook Lane", "id": "form-1"})  # fmt: skip
+    response = await client.post(
+        "/",
+        data={
+            "name": "Dee",
+            "sender": "dee@example.org",
+            "text": "Fly-tipping on Brook Lane",
+            "id": "form-1",
+        },
+    )
     page = await response.text()
     assert response.status == 200
     assert "Message received" in page and "We&#39;re closed now" in page
-    again = await client.post("/", data={"name": "Dee", "sender": "dee@example.org",
-                                         "text": "Fly-tipping on Brook Lane", "id": "form-1"})  # fmt: skip
+    again = await client.post(
+        "/",
+        data={
+            "name": "Dee",
+            "sender": "dee@example.org",
+            "text": "Fly-tipping on Brook Lane",
+            "id": "form-1",
+        },
+    )
     assert again.status == 200
     assert (await store.counts())["open"] == 1  # a resubmitted form is not stored twice
 
@@ -196,6 +242,8 @@ async def test_message_us_form_errors_are_listed_and_linked(client: Client, stor
 
 
 async def test_message_us_form_ignores_robots(client: Client, store: Store) -> None:
-    response = await client.post("/", data={"sender": "x", "text": "buy now", "website": "spam.example"})
+    response = await client.post(
+        "/", data={"sender": "x", "text": "buy now", "website": "spam.example"}
+    )
     assert response.status == 204
     assert (await store.counts())["open"] == 0

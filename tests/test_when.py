@@ -1,7 +1,6 @@
 """Saying times, dates and weekly hours in English and Welsh."""
 
 # Short forms use en dashes (U+2013) on purpose.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import logging
 import queue
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,12 +104,26 @@ def from_text(text: str | None) -> datetime | None:
 
 def _item(row: Sequence[Any]) -> QueueItem:
     return QueueItem(
-        id=row[0], reference=row[1], channel=row[2], platform_id=row[3], sender=row[4],
-        sender_name=row[5], text=row[6], received_at=datetime.fromisoformat(row[7]),
-        staffed=bool(row[8]), reply_by=from_text(row[9]), emergency=row[10], redirect=row[11],
-        team=row[12], language=row[13], template=row[14], auto_reply=row[15],
-        done_at=from_text(row[16]), done_by=row[17], first_human_reply_at=from_text(row[18]),
-    )  # fmt: skip
+        id=row[0],
+        reference=row[1],
+        channel=row[2],
+        platform_id=row[3],
+        sender=row[4],
+        sender_name=row[5],
+        text=row[6],
+        received_at=datetime.fromisoformat(row[7]),
+        staffed=bool(row[8]),
+        reply_by=from_text(row[9]),
+        emergency=row[10],
+        redirect=row[11],
+        team=row[12],
+        language=row[13],
+        template=row[14],
+        auto_reply=row[15],
+        done_at=from_text(row[16]),
+        done_by=row[17],
+        first_human_reply_at=from_text(row[18]),
+    )
 
 
 def _get(conn: sqlite3.Connection, reference: str) -> QueueItem | None:
@@ -139,23 +151,50 @@ def _ingest(
     state = SenderState(from_text(last_ack_at), last_template, bool(opted_out))
     d = decide(state, reference)
     received = to_text(message.received_at)
-    conn.execute(_INSERT_MESSAGE, (
-        item_id, reference, message.channel, message.platform_id, message.sender,
-        message.sender_name, message.text, received, int(d.staffed), to_text(d.reply_by),
-        to_text(d.opens_at), d.emergency, d.redirect, d.team, d.language, d.template, d.matched,
-        d.held_back,
-    ))  # fmt: skip
+    conn.execute(
+        _INSERT_MESSAGE,
+        (
+            item_id,
+            reference,
+            message.channel,
+            message.platform_id,
+            message.sender,
+            message.sender_name,
+            message.text,
+            received,
+            int(d.staffed),
+            to_text(d.reply_by),
+            to_text(d.opens_at),
+            d.emergency,
+            d.redirect,
+            d.team,
+            d.language,
+            d.template,
+            d.matched,
+            d.held_back,
+        ),
+    )
     if d.reply is not None:
         conn.execute(_INSERT_REPLY, (item_id, "auto", d.template, d.reply, None, received))
         conn.execute(_ACKNOWLEDGED, (message.channel, message.sender, received, d.template))
     item = QueueItem(
-        id=item_id, reference=reference, channel=message.channel,
-        platform_id=message.platform_id, sender=message.sender,
-        sender_name=message.sender_name, text=message.text, received_at=from_text(received),
-        staffed=d.staffed, reply_by=from_text(to_text(d.reply_by)), emergency=d.emergency,
-        redirect=d.redirect, team=d.team, language=d.language, template=d.template,
+        id=item_id,
+        reference=reference,
+        channel=message.channel,
+        platform_id=message.platform_id,
+        sender=message.sender,
+        sender_name=message.sender_name,
+        text=message.text,
+        received_at=from_text(received),
+        staffed=d.staffed,
+        reply_by=from_text(to_text(d.reply_by)),
+        emergency=d.emergency,
+        redirect=d.redirect,
+        team=d.team,
+        language=d.language,
+        template=d.template,
         auto_reply=d.reply,
-    )  # fmt: skip
+    )
     return Ingested(item, duplicate=False)
 
 
@@ -307,9 +346,12 @@ class SQLiteStore:
     def _connect(self, *, reader: bool) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None,
-                check_same_thread=False, cached_statements=64,
-            )  # fmt: skip
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=64,
+            )
             try:
                 if reader:
                     conn.execute("PRAGMA query_only = ON")

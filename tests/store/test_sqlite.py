@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import HoldingReplyError, StoreError
-from bot.models import Decision, SenderState
 from bot.store import open_store
 from bot.store.sqlite import SQLiteStore, from_text, to_text
 
@@ -130,9 +128,10 @@ async def test_a_failing_job_in_a_batch_leaves_the_others_committed(tmp_path: Pa
     path = tmp_path / "store.sqlite3"
     async with SQLiteStore(path) as store:
         before = store.commits
-        results = await asyncio.gather(*(
-            store.ingest(message(f"m{i}"), explode if i == 7 else Decider()) for i in range(20)
-        ), return_exceptions=True)  # fmt: skip
+        results = await asyncio.gather(
+            *(store.ingest(message(f"m{i}"), explode if i == 7 else Decider()) for i in range(20)),
+            return_exceptions=True,
+        )
         assert store.commits - before == 1  # one transaction, one fsync, for all twenty
 
     assert isinstance(results[7], Boom)

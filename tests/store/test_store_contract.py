@@ -79,12 +79,18 @@ async def test_ingest_stores_the_message_with_its_decision_and_reference(store: 
     assert state == SenderState()
     assert item.reference == reference
     assert (item.channel, item.platform_id, item.sender, item.sender_name) == (
-        "web", "m1", "alice", "Alice A."
-    )  # fmt: skip
+        "web",
+        "m1",
+        "alice",
+        "Alice A.",
+    )
     assert (item.text, item.received_at) == ("My bin was not collected", NOW)
     assert (item.staffed, item.reply_by, item.team, item.language) == (
-        True, NOW + timedelta(hours=4), "waste", "en"
-    )  # fmt: skip
+        True,
+        NOW + timedelta(hours=4),
+        "waste",
+        "en",
+    )
     assert (item.emergency, item.redirect, item.template) == (None, None, "ack-open")
     assert item.auto_reply == f"Thank you. Your reference is {reference}."
     assert (item.done_at, item.done_by, item.first_human_reply_at) == (None, None, None)
