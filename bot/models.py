@@ -9,6 +9,7 @@ from datetime import datetime
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SCRAMBLE = 0x9E3779B97F  # odd, so multiplication modulo 2**40 is a bijection
 _MASK = (1 << 40) - 1
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # ten bits at a time
 
 
 def reference_for(item_id: int) -> str:
@@ -17,12 +18,13 @@ def reference_for(item_id: int) -> str:
     Derived from the database id, so two messages can never share one and no lookup is needed.
     """
     n = (item_id * _SCRAMBLE) & _MASK
-    chars = []
-    for _ in range(8):
-        chars.append(_ALPHABET[n & 31])
-        n >>= 5
-    code = "".join(reversed(chars))
-    return f"{code[:4]}-{code[4:]}"
+    return (
+        _PAIRS[n >> 30]
+        + _PAIRS[(n >> 20) & 1023]
+        + "-"
+        + _PAIRS[(n >> 10) & 1023]
+        + _PAIRS[n & 1023]
+    )
 
 
 @dataclass(frozen=True, slots=True)

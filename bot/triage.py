@@ -6,7 +6,7 @@ It returns a value and does nothing else; the web channel and the store act on i
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -142,9 +142,13 @@ class Triage:
         held_back = self.held_back(
             state, draft.template or "", at, draft.emergency is not None, draft.redirect is not None
         )
+        d = draft  # built field by field: dataclasses.replace costs more than the rest of this
         if held_back is not None:
-            return replace(draft, template=None, reply=None, held_back=held_back)
-        return replace(draft, reply=(draft.reply or "").replace(REFERENCE_SLOT, reference))
+            template, reply = None, None
+        else:
+            template, reply = d.template, (d.reply or "").replace(REFERENCE_SLOT, reference)
+        return Decision(d.staffed, d.reply_by, d.opens_at, d.emergency, d.redirect, d.team,
+                        d.language, template, reply, d.matched, held_back)  # fmt: skip
 
     def closed_days(
         self, schedule: Schedule, at: datetime, opens_at: datetime | None, language: str
