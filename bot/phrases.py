@@ -154,8 +154,10 @@ class PhraseSet:
             shape = tuple((w.forms, w.prefix, w.ending) for w in words)
             if words and shape in compiled:
                 first, seen = compiled[shape]
-                merged = [_Word(a.forms, a.spelt | b.spelt, a.prefix, a.keys | b.keys, a.ending)
-                          for a, b in zip(seen, words, strict=True)]  # fmt: skip
+                merged = [
+                    _Word(a.forms, a.spelt | b.spelt, a.prefix, a.keys | b.keys, a.ending)
+                    for a, b in zip(seen, words, strict=True)
+                ]
                 compiled[shape] = first, merged
             elif words:
                 compiled[shape] = text, words

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot import when
 from bot.config import Category, Rules
+from bot.danger import danger
 from bot.durations import Promise
 from bot.language import detect_language
 from bot.models import Decision, Message, SenderState
@@ -42,11 +43,27 @@ class Matcher:
     def __init__(self, categories: tuple[Category, ...]) -> None:
         self.categories = categories
         self.group = PhraseGroup([c.phrases for c in categories])
+        self.by_name = {c.name: c for c in categories}
 
     def first(self, prepared: Prepared) -> Match | None:
         """The first category, in rules.toml order, with a phrase in the message."""
         found = self.group.first(prepared)
         return None if found is None else Match(self.categories[found[0]], found[1])
+
+    def danger(self, prepared: Prepared) -> Match | None:
+        """Danger words with signs that it is happening now, for when no phrase matched.
+
+        The built-in word lists name the shipped emergency categories; if the rules renamed
+        or removed one, the first category answered with emergency-999 stands in, so a danger
+        is never dropped for want of a name.
+        """
+        found = danger(prepared)
+        if found is None:
+            return None
+        category = self.by_name.get(found[0]) or next(
+            (c for c in self.categories if c.response == "emergency-999"), None
+        )
+        return None if category is None else Match(category, found[1])
 
 
 class Triage:
@@ -99,7 +116,7 @@ class Triage:
         rules = self.rules
         at = now or message.received_at
         prepared = prepare(message.text)
-        emergency = self.emergencies.first(prepared)
+        emergency = self.emergencies.first(prepared) or self.emergencies.danger(prepared)
         redirect = self.redirects.first(prepared)
         team = self.teams.first(prepared)
         team_name = team.category.name if team else None

@@ -128,7 +128,8 @@ BUILTIN = {
     " bath bomb|bombs; like a bomb; going|went|gone up in smoke; smoke and mirrors; playing|play"
     " with fire; fire away; under fire; accident waiting to happen; break a leg; over my dead"
     " body; fire and rescue; car crash of|interview; what a car crash; absolute|total car crash;"
-    " train wreck; bleeding|flaming|blooming ridiculous|joke|disgrace|hell|typical|useless|"
+    " train wreck; bleeding money|dry;"
+    " bleeding|flaming|blooming ridiculous|joke|disgrace|hell|typical|useless|"
     "nightmare|shambles|council|stupid|awful|annoying|cheek|liberty|idiots|hopeless",
     "future": "someone|somebody|people|anyone|kid|child will|could|would|might|gonna;"
     " someone|somebody|people|anyone|kid|child is|are going to; before someone|somebody|anyone|a;"
@@ -143,19 +144,28 @@ BUILTIN = {
     " last week|month|year|weekend|summer|winter|spring|autumn|christmas|easter; earlier this"
     " week|month|year; in the past; in my past; used to; as a child; growing up;"
     " for months|weeks|years; all the time; every night|day|week|weekend|evening|morning;"
-    " yesterday",
-    "recent": "last night; this morning; earlier today; overnight",  # past with "was" or "had"
+    " yesterday; on monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    " night|morning|afternoon|evening; in january|february|march|april|may|june|july|august|"
+    "september|october|november|december",
+    "recent": "last night; this morning; earlier today; overnight;"
+    " on monday|tuesday|wednesday|thursday|friday|saturday|sunday",  # past with "was" or "had"
     "ongoing": "right now; at the moment; as we speak; just now; currently; happening now;"
     " still missing|inside|burning|trapped|alight; still not home|back|answering;"
-    " not come|came|been home|back; not been seen",
-}  # fmt: skip
+    " not come|came|been home|back; not been seen; just started|starting;"
+    " started|starting again; doing it again",
+}
 
 CLAUSE, SENTENCE = 1, 1000  # a comma starts a new clause; a full stop, a new sentence
 PUNCT = bytes(  # every byte but letters, digits, ' and * becomes a space; . and , mark breaks
-    b if chr(b).isalnum() or chr(b) in "'*" else
-    46 if chr(b) in ".!?\n" else 44 if chr(b) in ",;:()[]" else 32
+    b
+    if chr(b).isalnum() or chr(b) in "'*"
+    else 46
+    if chr(b) in ".!?\n"
+    else 44
+    if chr(b) in ",;:()[]"
+    else 32
     for b in range(256)
-)  # fmt: skip
+)
 QUOTES = str.maketrans(
     dict.fromkeys("\u2018\u2019\u02bc\u00b4\u2032", "'") | dict.fromkeys("\u2013\u2014", " , ")
 )

@@ -141,10 +141,26 @@ FIGURATIVE = [
     "my bins been missed again, this is bleeding ridiculous",
 ]
 EMERGENCY_PHRASES = [
-    "killing", "dying", "murder", "heart attack", "fire", "on fire", "knife", "suicide",
-    "smell gas", "gas", "flood", "dead", "stab", "hurt", "sparking", "hit me", "killed",
-    "drowning", "smoke",
-]  # fmt: skip
+    "killing",
+    "dying",
+    "murder",
+    "heart attack",
+    "fire",
+    "on fire",
+    "knife",
+    "suicide",
+    "smell gas",
+    "gas",
+    "flood",
+    "dead",
+    "stab",
+    "hurt",
+    "sparking",
+    "hit me",
+    "killed",
+    "drowning",
+    "smoke",
+]
 
 
 @pytest.mark.parametrize("text", FIGURATIVE)

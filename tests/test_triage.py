@@ -9,6 +9,7 @@ import pytest
 
 from bot.check import load
 from bot.models import Message, SenderState
+from bot.phrases import prepare
 from bot.triage import REFERENCE_SLOT, Triage
 from tests.conftest import ROOT, london
 
@@ -126,3 +127,20 @@ def test_a_desk_never_staffed_makes_no_promise(tmp_path: Path) -> None:
 def test_deciding_is_deterministic(triage: Triage) -> None:
     m = message("There's a strong smell of gas in the flats and my bin wasn't collected")
     assert triage.decide(m, SenderState(), "R") == triage.decide(m, SenderState(), "R")
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "template"),
+    [
+        ("the whole stairwell stinks like rotten eggs", "gas", "emergency-gas"),
+        ("husband has a crushing feeling in his chest", "medical", "emergency-999"),
+        ("a telegraph pole is down and the wires are across the road", "power", "emergency-power"),
+    ],
+)
+def test_danger_words_are_answered_even_when_no_phrase_matches(
+    triage: Triage, text: str, category: str, template: str
+) -> None:
+    assert triage.emergencies.first(prepare(text)) is None
+    decision = triage.decide(message(text), SenderState(), "R")
+    assert (decision.emergency, decision.template) == (category, template)
+    assert decision.matched  # the words that triggered it, for the team to see

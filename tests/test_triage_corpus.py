@@ -1,9 +1,11 @@
 """Emergency recall and false alarms of the shipped phrase lists, on labelled messages.
 
 triage-dev.jsonl came with the project; triage-extra.jsonl holds blind sets, each written before
-the phrase lists were tuned against it (a few of its emergencies are still missed, on purpose).
-Both must reach 98% recall with at most 5% false alarms. A PhraseGroup over the categories must
-answer exactly as the categories one by one do, on every message and on arbitrary text.
+the phrase lists and danger words were tuned against it (a few of its emergencies are still
+missed, on purpose). Both must reach 98% recall with at most 5% false alarms, counting what the
+phrases match and, when none does, what bot.danger finds (as triage decides). A PhraseGroup over
+the categories must answer exactly as the categories one by one do, on every message and on
+arbitrary text.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tomli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.danger import danger
 from bot.phrases import PhraseGroup, PhraseSet, phrase_problem, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +32,8 @@ def emergency(text: str) -> str | None:
         found = phrases.find(prepared)
         if found is not None:
             return f"{name}: {found}"
-    return None
+    words = danger(prepared)
+    return None if words is None else f"{words[0]} (danger words): {words[1]}"
 
 
 @pytest.mark.parametrize("corpus", ["triage-dev.jsonl", "triage-extra.jsonl"])
