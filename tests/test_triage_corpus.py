@@ -11,6 +11,7 @@ arbitrary text.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ import tomli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.danger import danger
+from bot.check import load
+from bot.models import Message
 from bot.phrases import PhraseGroup, PhraseSet, phrase_problem, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,14 +28,14 @@ RULES = tomli.loads((ROOT / "rules.toml").read_text(encoding="utf-8"))
 CATEGORIES = [(c["name"], PhraseSet(c["phrases"], c.get("unless", ()))) for c in RULES["emergency"]]
 
 
+TRIAGE = load(ROOT / "rules.toml")
+AT = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
+
+
 def emergency(text: str) -> str | None:
-    prepared = prepare(text)
-    for name, phrases in CATEGORIES:
-        found = phrases.find(prepared)
-        if found is not None:
-            return f"{name}: {found}"
-    words = danger(prepared)
-    return None if words is None else f"{words[0]} (danger words): {words[1]}"
+    """What the shipped rules decide, through the same Triage the server uses."""
+    decision = TRIAGE.decide(Message("web", "corpus", "corpus", text, AT))
+    return None if decision.emergency is None else f"{decision.emergency}: {decision.matched}"
 
 
 @pytest.mark.parametrize("corpus", ["triage-dev.jsonl", "triage-extra.jsonl"])
