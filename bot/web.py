@@ -181,9 +181,9 @@ async def message_us(request: web.Request) -> web.Response:
     status = 200
     if request.method == "POST":
         try:
-            form = await request.post()
+            form: Mapping[str, Any] = await request.post()
         except (web.HTTPRequestEntityTooLarge, ValueError):
-            form = {}  # type: ignore[assignment]
+            form = {}
             context["errors"]["text"] = "Your message is too long."
         values = {k: str(form.get(k, "")) for k in ("name", "sender", "text", "id")}
         context["values"] = values
@@ -191,7 +191,7 @@ async def message_us(request: web.Request) -> web.Response:
             return web.Response(status=204)
         if not values["sender"].strip():
             context["errors"]["sender"] = "Enter an email address or phone number so we can reply."
-        if not values["text"].strip():
+        if not values["text"].strip() and not context["errors"].get("text"):
             context["errors"]["text"] = "Enter your message."
         elif len(values["text"]) > MAX_TEXT:
             context["errors"]["text"] = f"Your message must be {MAX_TEXT} characters or fewer."
@@ -200,8 +200,9 @@ async def message_us(request: web.Request) -> web.Response:
             try:
                 result, triage = await ingest(state, fields)
                 context["result"] = answer(result.item, triage)
-            except BadRequest as exc:
-                context["errors"]["text"] = str(exc)
+            except BadRequest as exc:  # says which field: '"sender" is 201 characters long…'
+                field = next((k for k in ("sender", "name") if f'"{k}"' in str(exc)), "text")
+                context["errors"][field] = str(exc)
             except StoreError:
                 log.exception("store unavailable")
                 context["errors"]["text"] = (

@@ -207,27 +207,12 @@ async def test_message_us_page_is_a_form_with_labels(client: Client) -> None:
 
 
 async def test_message_us_form_shows_the_acknowledgement(client: Client, store: Store) -> None:
-    response = await client.post(
-        "/",
-        data={
-            "name": "Dee",
-            "sender": "dee@example.org",
-            "text": "Fly-tipping on Brook Lane",
-            "id": "form-1",
-        },
-    )
+    form = {"name": "Dee", "sender": "dee@example.org", "text": "Fly-tipping on Brook Lane"}
+    response = await client.post("/", data={**form, "id": "form-1"})
     page = await response.text()
     assert response.status == 200
     assert "Message received" in page and "We&#39;re closed now" in page
-    again = await client.post(
-        "/",
-        data={
-            "name": "Dee",
-            "sender": "dee@example.org",
-            "text": "Fly-tipping on Brook Lane",
-            "id": "form-1",
-        },
-    )
+    again = await client.post("/", data={**form, "id": "form-1"})
     assert again.status == 200
     assert (await store.counts())["open"] == 1  # a resubmitted form is not stored twice
 
