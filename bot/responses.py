@@ -65,7 +65,9 @@ class Responses:
             loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
-            trim_blocks=True,
+            # No trim_blocks: a newline after {% endif %} at the end of a line is kept, as a
+            # comms officer reading the file expects; paragraphs stay apart.
+            trim_blocks=False,
             lstrip_blocks=True,
             keep_trailing_newline=False,
             auto_reload=False,
