@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.bank_holidays import BankHolidays, describe_specs, load_bank_holidays
+from bot.bank_holidays import BankHolidays, load_bank_holidays
 from bot.durations import (
     ParseError,
     Promise,
@@ -429,7 +429,3 @@ def _categories(
             matcher = PhraseSet(phrases, unless, emergency=kind == "emergency")
             out.append(Category(name, matcher, response, promise, hours))
     return tuple(out)
-
-
-def describe_bank_holiday_specs() -> str:
-    return describe_specs()

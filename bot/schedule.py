@@ -165,11 +165,6 @@ class Schedule:
     def is_staffed(self, at: datetime) -> bool:
         return self.shift_at(at) is not None
 
-    def status(self, at: datetime) -> tuple[bool, datetime | None]:
-        """(staffed now, next opening when not)."""
-        staffed, opens_at, _ = self.outlook(at, None)
-        return staffed, opens_at
-
     def next_opening(self, at: datetime) -> datetime | None:
         """When the desk is next staffed after `at`; `at` itself when it is staffed now."""
         staffed, opens_at, _ = self.outlook(at, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,3 @@ def _decode_hint(text: str, lineno: int | None) -> str:
         if value and not literal:
             return f' (text values need quotes: {line.split("=", 1)[0].strip()} = "{value}")'
     return ""
-
-
-def as_mapping(value: Any) -> Mapping[str, Any] | None:
-    return value if isinstance(value, dict) else None

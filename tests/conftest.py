@@ -86,3 +86,16 @@ def clock() -> Clock:
 @pytest.fixture
 def state(triage: Triage, store: Store, clock: Clock) -> State:
     return State(triage, store, clock=clock)
+
+
+def copy_rules(tmp_path: Path, extra: str = "", replace: dict[str, str] | None = None) -> Path:
+    """The shipped rules.toml in tmp_path, still using the shipped templates, with edits."""
+    text = (ROOT / "rules.toml").read_text(encoding="utf-8")
+    text = text.replace(
+        'languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"'
+    )
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    path = tmp_path / "rules.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path

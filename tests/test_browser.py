@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import copy_rules
 from tests.test_server import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -22,21 +23,21 @@ if not HAVE_BROWSER and os.environ.get("HOLDING_REPLY_REQUIRE_BROWSER") == "1":
     raise RuntimeError(f"{CHROMIUM} not found: apt-get install chromium")
 pytestmark = pytest.mark.skipif(not HAVE_BROWSER, reason="needs Debian's chromium")
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    from tests.test_server import ROOT
-
-    rules = tmp_path / "rules.toml"
-    text = (ROOT / "rules.toml").read_text(encoding="utf-8")
-    rules.write_text(
-        text.replace('languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"'),
-        encoding="utf-8",
-    )
-    running = Server(tmp_path, rules)
+    running = Server(tmp_path, copy_rules(tmp_path))
     yield running
     running.stop()
 

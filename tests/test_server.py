@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_rules
 
 
 class Server:
@@ -83,13 +83,7 @@ class Server:
 
 @pytest.fixture
 def rules(tmp_path: Path) -> Path:
-    path = tmp_path / "rules.toml"
-    text = (ROOT / "rules.toml").read_text(encoding="utf-8")
-    text = text.replace(
-        'languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"'
-    )
-    path.write_text(text, encoding="utf-8")
-    return path
+    return copy_rules(tmp_path)
 
 
 @pytest.fixture

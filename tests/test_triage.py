@@ -11,7 +11,7 @@ from bot.check import load
 from bot.models import Message, SenderState
 from bot.phrases import prepare
 from bot.triage import REFERENCE_SLOT, Triage
-from tests.conftest import ROOT, london
+from tests.conftest import ROOT, copy_rules, london
 
 FRIDAY_NIGHT = london("2026-11-27 20:00:00")
 MONDAY_MORNING = london("2026-11-23 10:00:00")
@@ -71,15 +71,7 @@ def test_the_name_is_used_but_cut_to_a_sensible_length(triage: Triage) -> None:
 
 
 def _rules(tmp_path: Path, extra: str, replace: dict[str, str] | None = None) -> Triage:
-    text = (ROOT / "rules.toml").read_text(encoding="utf-8")
-    text = text.replace(
-        'languages = ["en"]', f'languages = ["en"]\nresponses = "{ROOT / "responses"}"'
-    )
-    for old, new in (replace or {}).items():
-        text = text.replace(old, new)
-    path = tmp_path / "rules.toml"
-    path.write_text(text + extra, encoding="utf-8")
-    return load(path)
+    return load(copy_rules(tmp_path, extra, replace))
 
 
 def test_welsh_messages_get_welsh_replies(tmp_path: Path) -> None:
