@@ -177,18 +177,26 @@ def summary(triage: Triage, now: datetime) -> str:
         f"  First reply promised within {rules.promise}; "
         f"one acknowledgement per sender every {say_duration(rules.cooldown)}"
     )
-    upcoming = schedule.closed_days_between(local_now.date(), local_now.date() + timedelta(days=90))
-    if upcoming:
-        lines.append("  Closed in the next 90 days:")
-        for closed in upcoming[:12]:
-            kind = "bank holiday" if closed.bank_holiday else "closure"
-            lines.append(
-                f"    {when.say_date(closed.day, local_now.date(), 'en')}: {closed.reason} ({kind})"
-            )
+    today = local_now.date()
+    horizon = today + timedelta(days=90)
+    closures = [c for c in rules.closures if c.end >= today and c.start <= horizon]
+    if closures:
+        lines.append("  Closures in the next 90 days:")
+        for c in closures:
+            span = when.say_date(c.start, today, "en")
+            if c.end != c.start:
+                span += f" to {when.say_date(c.end, today, 'en')}"
+            lines.append(f"    {span}: {c.reason}")
+    calendar = rules.calendar(rules.bank_holidays)
+    holidays = calendar.between(today, horizon)
+    if holidays:
+        lines.append(f"  {calendar.label} in the next 90 days:")
+        for day, name in holidays:
+            lines.append(f"    {when.say_date(day, today, 'en')}: {name}")
     for special in sorted(rules.special_hours.values(), key=lambda s: s.day):
-        if special.day >= local_now.date():
+        if today <= special.day <= horizon:
             ranges = ", ".join(str(r) for r in special.ranges) or "closed"
-            lines.append(f"  Special hours {special.day.isoformat()}: {ranges}")
+            lines.append(f"  Special hours on {when.say_date(special.day, today, 'en')}: {ranges}")
     enabled = [name for name, c in rules.channels.items() if c.enabled]
     lines.append(f"  Channels: {', '.join(enabled) or 'none'}")
     lines.append(
