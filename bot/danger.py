@@ -35,6 +35,7 @@ from bot.wording import (
     Layout,
     Prepared,
     expand,
+    positions,
     stem,
 )
 
@@ -190,17 +191,19 @@ def _index(cues: list[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]]:
 
 _Cue = tuple[str, str, int]  # emergency, kind of danger word, _LEVEL of the kind
 _LEVEL = {"+": 1, "@": 2}  # a danger word 0, "+" pairs with any other kind, "@" with danger
-_CUES: dict[str, list[tuple[tuple[str, ...], _Cue]]] = {}
+_CUES: dict[str, list[tuple[tuple[str, ...], _Cue, int]]] = {}  # the key's place in the cue
 for _name, _kinds in CONCEPTS.items():
     for _kind, _words in _kinds.items():
         for _key, _listed in _index(_cues(_words)).items():
             _CUES.setdefault(_key, []).extend(
-                (cue, (_name, _kind, _LEVEL.get(_kind[0], 0))) for cue in _listed
+                (cue, (_name, _kind, _LEVEL.get(_kind[0], 0)), cue.index(_key)) for cue in _listed
             )
+for _key, _listed1 in _CUES.items():  # "husband" and "partner" are both ~person: one cue
+    _CUES[_key] = list(dict.fromkeys(_listed1))
 # Look-up keys a message needs for each cue: "@" words alone never decide, so they are left out.
 _NEEDS: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = {}  # words; little words
 for _key, _listed2 in _CUES.items():
-    for _cue, _what in _listed2:
+    for _cue, _what, _ in _listed2:
         if _what[2] < 2:
             _NEEDS.setdefault(_key, []).append(
                 (frozenset(s for s in _cue if s not in STOP), frozenset(_cue) & STOP)
@@ -209,6 +212,8 @@ _KEYS = frozenset(_NEEDS)
 _NOW = _index(_cues(NOW))
 _QUIET = _index(_cues(QUIET))
 _ASKS = frozenset(tuple(a.split("_")) for a in ASKS.split())
+_OPENERS = frozenset(first for first, _ in _ASKS)
+_CUE_KEYS = frozenset(_CUES)
 _ORDER = {name: n for n, name in enumerate(CONCEPTS)}
 # "not" before these is the danger itself: "not breathing", "not moving", "not answering"
 _LITTLE = LITTLE | NEGATORS
@@ -230,11 +235,14 @@ def _at(stems: tuple[str, ...], i: int, cue: tuple[str, ...]) -> int:
 
 def _found(p: Layout, index: dict[str, list[tuple[str, ...]]], skip: set[int]) -> set[int]:
     """The sentences in which some cue of index occurs (not at the slots in skip)."""
-    out = set()
-    for i, s in enumerate(p.stems):
-        for cue in index.get(s) or index.get(p.words[i]) or ():
+    out, stems, words = set(), p.stems, p.words
+    keys = index.keys()
+    at = positions(stems, keys & stems) + positions(words, keys & words)
+    for i in sorted(set(at)) if at else ():
+        s = stems[i]
+        for cue in index.get(s) or index.get(words[i]) or ():
             start = i - cue.index(s) if s in cue else i
-            if start not in skip and _at(p.stems, start, cue):
+            if start not in skip and _at(stems, start, cue):
                 out.add(p.clauses[i] // SENTENCE)
     return out
 
@@ -242,27 +250,26 @@ def _found(p: Layout, index: dict[str, list[tuple[str, ...]]], skip: set[int]) -
 def _asking(p: Layout) -> set[int]:
     """Sentences with a clause that asks about a service."""
     words, clauses, out = p.words, p.clauses, set()
-    for i in range(len(words) - 1):
+    openers = _OPENERS.intersection(words)
+    for i in positions(words, openers) if openers else ():
         start = i == 0 or clauses[i - 1] != clauses[i] or words[i - 1] in (".", ",")
-        if start and (words[i], words[i + 1]) in _ASKS:
+        if start and i + 1 < len(words) and (words[i], words[i + 1]) in _ASKS:
             out.add(clauses[i] // SENTENCE)
     return out
 
 
-def _vetoed(p: Layout, i: int, cue: tuple[str, ...], end: int) -> bool:
+def _vetoed(p: Layout, i: int, cue: tuple[str, ...], end: int, iffy: bool) -> bool:
+    """Whether a danger word at i is negated, hypothetical or a topic; iffy: "if" in the text."""
     words, clauses = p.words, p.clauses
     for k in range(i - 1, max(i - 4, -1), -1):  # "no smoke", "nobody was hurt", "isn't bleeding"
         if clauses[k] != clauses[i] or words[k] not in _LITTLE:
             break
         if words[k] in NEGATORS and (words[k] != "not" or cue[0] not in _NOT_OK):
             return True
-    if any(m <= i and clauses[m] == clauses[i] for m in p.muted):  # "someone will get hurt"
-        return True
-    k = i
-    while k > 0 and clauses[k - 1] == clauses[i]:  # "if I smell gas", "if he hurts me"
-        k -= 1
-        if words[k] == "if":
-            return True
+    if p.muted and any(m <= i and clauses[m] == clauses[i] for m in p.muted):
+        return True  # "someone will get hurt"
+    if iffy and "if" in words[clauses.index(clauses[i]) : i]:  # "if I smell gas"; a clause's
+        return True  # slots are in a row, and this is its first
     return end < len(words) and p.stems[end] in TOPIC  # "fire safety", "smoke alarm"
 
 
@@ -281,11 +288,13 @@ def danger(prepared: Prepared) -> tuple[str, str] | None:
     stems, words, clauses = p.stems, p.words, p.clauses
     hits: list[tuple[int, str, _Cue]] = []  # sentence, words as written, what they are
     used: set[int] = set()
-    for i, s in enumerate(stems):
-        for cue, what in _CUES.get(s, ()):
-            start = i - cue.index(s)
-            end = _at(stems, start, cue)
-            if end and not _vetoed(p, start, cue, end):
+    found, iffy = _CUE_KEYS.intersection(stems), "if" in words
+    for i in positions(stems, found) if found else ():
+        s = stems[i]
+        for cue, what, place in _CUES[s]:
+            start = i - place
+            end = i + 1 if len(cue) == 1 else _at(stems, start, cue)
+            if end and not _vetoed(p, start, cue, end, iffy):
                 hits.append((clauses[start] // SENTENCE, " ".join(words[start:end]), what))
                 used.update(range(start, end))
     if not hits:
@@ -315,9 +324,9 @@ def danger(prepared: Prepared) -> tuple[str, str] | None:
 def _progressive(p: Layout) -> set[int]:
     """Sentences with "is/are/am ...ing" ("he is shaking", "they are laying into")."""
     words, out = p.words, set()
-    for i, w in enumerate(words):
-        if w in BE:
-            for k in (i + 1, i + 2):
-                if k < len(words) and words[k].endswith("ing") and words[k] != "going":
-                    out.add(p.clauses[i] // SENTENCE)
+    found = BE.intersection(words)
+    for i in positions(words, found) if found else ():
+        for k in (i + 1, i + 2):
+            if k < len(words) and words[k].endswith("ing") and words[k] != "going":
+                out.add(p.clauses[i] // SENTENCE)
     return out

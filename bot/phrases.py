@@ -37,7 +37,7 @@ import re
 from collections.abc import KeysView, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, groupby
 from typing import Any, TypeVar
 
 from bot.wording import (
@@ -100,6 +100,11 @@ class _Group:
     singles: tuple[int, ...]  # phrases with one telling word
     pairs: dict[str, tuple[int, ...]]  # phrases by the keys of their second telling word
     seconds: frozenset[str]
+
+
+# For a look-up key in a PhraseGroup: phrases (numbered as in the group) with one telling word,
+# and the keys of the second telling words of the others, with those phrases by their second key.
+_Entry = tuple[tuple[int, ...], frozenset[str], dict[str, tuple[int, ...]]]
 
 
 def _once(share: dict[Any, Any], value: _T) -> _T:
@@ -205,26 +210,37 @@ class PhraseSet:
         """The first phrase (as written) that the message matches, or None."""
         if self._keys.isdisjoint(prepared.keys) and not self._always:
             return None
+        return self._first(self._candidates(prepared), prepared)
+
+    def _first(self, candidates: Sequence[int], prepared: Prepared) -> str | None:
+        """The first of these phrases (indices, in order) that the message matches, or None."""
         blocked: list[tuple[int, int]] | None = None
-        for idx in self._candidates(prepared):
+        emergency, unless = self._emergency, self._unless
+        for idx in candidates:
             phrase = self._phrases[idx]
             if phrase.rest and any(map(prepared.every.isdisjoint, phrase.rest)):
                 continue
-            if phrase.simple and not self._emergency and not self._unless:
+            if phrase.simple and not emergency and not unless:
                 return phrase.text
             p = prepared.layout
-            if self._emergency:  # marking figures of speech only ever takes matches away
-                if not _occurrences(phrase.words, p):
+            if emergency:  # marking figures of speech only ever takes matches away
+                found = _occurrences(phrase.words, p)
+                if not found:
                     continue
-                p = prepared.marked
-                if p.calm:
+                marked = prepared.marked
+                if marked.calm:
                     return None
-            for occ in _occurrences(phrase.words, p):
+                if marked.words is not p.words:  # some figure of speech was taken out
+                    found = _occurrences(phrase.words, marked)
+                p = marked
+            else:
+                found = _occurrences(phrase.words, p)
+            for occ in found:
                 if blocked is None:
-                    blocked = self._unless._spans(prepared) if self._unless else []
+                    blocked = unless._spans(prepared) if unless else []
                 if any(_near(occ, span, p.clauses) for span in blocked):
                     continue
-                if not self._emergency or not _vetoed(phrase, occ, p):
+                if not emergency or not _vetoed(phrase, occ, p):
                     return phrase.text
         return None
 
@@ -247,6 +263,8 @@ class PhraseSet:
 
     def _spans(self, prepared: Prepared) -> list[tuple[int, int]]:
         """(first, last) slot of every occurrence, words in a row (for `unless`)."""
+        if not self._always and self._keys.isdisjoint(prepared.keys):
+            return []
         layout = prepared.layout
         return [
             (occ[0], occ[-1])
@@ -260,30 +278,62 @@ class PhraseGroup:
 
     first() returns exactly what calling find() on each set in order would: a set is only asked
     when the message has one of its look-up keys, or when it has phrases tried on every message.
+    The sets' indexes are merged into one, so a message's keys are looked up once for them all.
     """
 
     def __init__(self, sets: Sequence[PhraseSet]) -> None:
         self._sets = tuple(sets)
-        index: dict[str, list[int]] = {}
+        # a phrase is known by one int, its set's number shifted left, then its own number
+        self._shift = max((len(s._phrases) for s in self._sets), default=0).bit_length()
+        reached: dict[str, list[tuple[int, tuple[_Group, ...]]]] = {}
         for n, phrases in enumerate(self._sets):
-            for key in phrases.keys:
-                index.setdefault(key, []).append(n)
-        self._index = {key: tuple(found) for key, found in index.items()}
-        self._keys = self._index.keys()
-        self._always = frozenset(n for n, phrases in enumerate(self._sets) if phrases.always)
+            for key, groups in phrases._index.items():
+                reached.setdefault(key, []).append((n << self._shift, groups))
+        share: dict[Any, Any] = {}
+        made: dict[tuple[tuple[int, tuple[_Group, ...]], ...], _Entry] = {}  # keys of a word
+        self._index: dict[str, _Entry] = {}  # lead to the same groups: an entry for each
+        for key, found in reached.items():
+            entry = made.get(reach := tuple(found))
+            if entry is None:
+                entry = made[reach] = _entry(reach, share)
+            self._index[key] = entry
+        self._keys = frozenset(self._index)
+        self._always = tuple(n << self._shift | i for n, s in enumerate(sets) for i in s._always)
 
     def first(self, prepared: Prepared) -> tuple[int, str] | None:
         """(index of the first set that matches, the phrase as written), or None."""
         hits = self._keys & prepared.keys
         if not hits and not self._always:
             return None
-        index = self._index
-        asked = set(self._always).union(*[index[key] for key in hits])
-        for n in sorted(asked):
-            found = self._sets[n].find(prepared)
-            if found is not None:
-                return n, found
+        index, found = self._index, list(self._always)
+        every: frozenset[str] | None = None
+        for key in hits:
+            singles, seconds, pairs = index[key]
+            found += singles
+            if seconds:
+                if every is None:
+                    every = prepared.every
+                for second in seconds.intersection(every):
+                    found += pairs[second]
+        shift, mask = self._shift, (1 << self._shift) - 1
+        for n, run in groupby(sorted(set(found)), lambda code: code >> shift):  # sets in order
+            match = self._sets[n]._first([code & mask for code in run], prepared)
+            if match is not None:
+                return n, match
         return None
+
+
+def _entry(reached: Sequence[tuple[int, tuple[_Group, ...]]], share: dict[Any, Any]) -> _Entry:
+    """What a key leads to in a PhraseGroup: phrases with one telling word, and by second key."""
+    singles: list[int] = []
+    pairs: dict[str, list[int]] = {}
+    for base, groups in reached:
+        for group in groups:
+            singles.extend(base | idx for idx in group.singles)
+            for second, indices in group.pairs.items():
+                pairs.setdefault(second, []).extend(base | idx for idx in indices)
+    table = {second: _once(share, tuple(codes)) for second, codes in pairs.items()}
+    return _once(share, tuple(singles)), _once(share, frozenset(table)), table
 
 
 def _near(occ: tuple[int, ...], span: tuple[int, int], clauses: tuple[int, ...]) -> bool:
@@ -297,19 +347,28 @@ def _near(occ: tuple[int, ...], span: tuple[int, int], clauses: tuple[int, ...])
 def _occurrences(words: Sequence[_Word], p: Layout, gap: int = MAX_GAP) -> list[tuple[int, ...]]:
     """Each way the words occur in order, at most `gap` words apart, within one clause."""
     stems, spelt, clauses = p.stems, p.words, p.clauses
+    hits: list[tuple[tuple[str, ...], frozenset[str]]] = []  # where to look, and for what
+    for w in words:  # first whether every word is there at all, which is cheap
+        if w.prefix:
+            hits.append((spelt, frozenset()))
+        elif hit := w.forms.intersection(stems):
+            hits.append((stems, hit))
+        elif hit := w.spelt.intersection(spelt):  # a slip in a word's ending ("breathng")
+            hits.append((spelt, hit))
+        else:
+            return []
     places: list[list[int]] = []
-    for w in words:
+    for w, (seq, hit) in zip(words, hits, strict=True):
         if w.prefix:
             found = [i for i, x in enumerate(spelt) if x.startswith(w.prefix) and x[0].isalnum()]
-        else:  # by stem; by spelling only for a slip in a word's ending ("breathng")
-            hit = w.forms.intersection(stems)
-            found = positions(stems, hit) if hit else positions(spelt, w.spelt.intersection(spelt))
-            if w.ending == "ing":
-                found = [i for i in found if spelt[i] in w.spelt or not spelt[i].endswith("ed")]
-            elif w.ending:
-                found = [
-                    i for i in found if spelt[i] in w.spelt or spelt[i].endswith(("ed", "ing"))
-                ]
+        elif len(hit) == 1 and seq.count(key := next(iter(hit))) == 1:
+            found = [seq.index(key)]
+        else:
+            found = positions(seq, hit)
+        if w.ending == "ing":
+            found = [i for i in found if spelt[i] in w.spelt or not spelt[i].endswith("ed")]
+        elif w.ending:
+            found = [i for i in found if spelt[i] in w.spelt or spelt[i].endswith(("ed", "ing"))]
         if not found:
             return []
         places.append(found)
@@ -329,7 +388,7 @@ def _vetoed(phrase: _Phrase, occ: tuple[int, ...], p: Layout) -> bool:
     words, clauses = p.words, p.clauses
     first = occ[0]
     clause = clauses[first]
-    if any(m <= first and clauses[m] == clause for m in p.muted):
+    if p.muted and any(m <= first and clauses[m] == clause for m in p.muted):
         return True
     negation = not phrase.negated
     for k in range(first - 1, max(first - 5, -1), -1):  # "nearly hit", "nobody was hurt"
@@ -345,10 +404,8 @@ def _vetoed(phrase: _Phrase, occ: tuple[int, ...], p: Layout) -> bool:
         return True  # "sparking a bit"
     if any(i + 1 < len(words) and i + 1 not in occ and p.stems[i + 1] in TOPIC for i in occ):
         return True  # "fire safety", "knife crime", "suicide prevention"
-    start = first  # "is it illegal to carry a knife?", "what do I do if I smell gas?"
-    while start > 0 and clauses[start - 1] == clause:
-        start -= 1
-    start += words[start] in BREAKS
+    start = clauses.index(clause)  # a clause's slots are in a row; this is its first
+    start += words[start] in BREAKS  # "is it illegal to carry a knife?", "what do I do if…"
     opener, between = words[start], words[start + 1 : first]
     if opener == "if" or (start + 1 < len(words) and words[start + 1] in ASKING.get(opener, ())):
         return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Set as AbstractSet
 from itertools import accumulate, chain
 from typing import NamedTuple
 
@@ -241,6 +242,8 @@ _CACHE: dict[bytes, _Token] = {
     b",": ((",",), ("",), (), (CLAUSE,), ()),
 }
 
+_MOVES = {token[0][0]: token[3][0] for token in _CACHE.values()}
+
 
 def learn(tok: bytes) -> _Token:
     """Words, stems and look-up keys of one token of a message; kept, as most words recur."""
@@ -309,12 +312,13 @@ class Prepared:
         if self._layout is None:
             if not self._tokens:
                 return Layout((), (), ())
-            words, stems, _, moves, _ = zip(*self._tokens, strict=True)
-            self._layout = Layout(
-                tuple(chain.from_iterable(words)),
-                tuple(chain.from_iterable(stems)),
-                tuple(accumulate(chain.from_iterable(moves))),
-            )
+            tokens = self._tokens
+            words = tuple([w for t in tokens for w in t[0]])
+            if "." in words or "," in words:  # only the tokens "." and "," move the clause
+                clauses = tuple(accumulate([_MOVES.get(w, 0) for w in words]))
+            else:
+                clauses = (0,) * len(words)
+            self._layout = Layout(words, tuple([s for t in tokens for s in t[1]]), clauses)
         return self._layout
 
     @property
@@ -338,8 +342,10 @@ def prepare(text: str) -> Prepared:
     if "http" in t or "www." in t:
         t = _URL.sub(" ", t)
     split = t.encode().translate(PUNCT).replace(b".", b" . ").replace(b",", b" , ").split()
-    cache = _CACHE
-    tokens = [cache.get(tok) or learn(tok) for tok in split]
+    try:  # most words of a message were seen before
+        tokens = list(map(_CACHE.__getitem__, split))
+    except KeyError:
+        tokens = list(map(learn, split))
     keys = frozenset(chain.from_iterable([token[2] for token in tokens]))
     dated = ("19" in t or "20" in t) and _YEAR.search(t) is not None
     return Prepared(tokens, keys, laughing or dated)
@@ -347,12 +353,12 @@ def prepare(text: str) -> Prepared:
 
 def _mark(layout: Layout, calm: bool) -> Layout:
     """Find the built-in patterns; take figures of speech out; say whether the message is calm."""
-    hits = _MARKERS.intersection(layout.words)
+    words, stems, clauses = layout.words, layout.stems, layout.clauses
+    hits = _MARKERS.intersection(words)
     if not hits:
-        return layout._replace(calm=calm)
-    words, stems, clauses = list(layout.words), list(layout.stems), layout.clauses
-    spans: dict[str, list[tuple[int, int]]] = {kind: [] for kind in BUILTIN}
-    for i in positions(layout.words, hits):
+        return Layout(words, stems, clauses, calm)
+    spans: dict[str, list[tuple[int, int]]] = {}  # by kind, for the kinds found
+    for i in positions(words, hits):
         for kind, pattern, place in _MARKED.get(words[i], ()):
             start, end = i - place, i - place + len(pattern)
             if (
@@ -360,22 +366,25 @@ def _mark(layout: Layout, calm: bool) -> Layout:
                 and clauses[start] == clauses[end - 1]
                 and all(map(frozenset.__contains__, pattern, words[start:end]))
             ):
-                spans[kind].append((start, end))
-    if not calm and not spans["ongoing"]:
-        past = spans["past"] + (spans["recent"] if not PAST_VERBS.isdisjoint(words) else [])
+                spans.setdefault(kind, []).append((start, end))
+    if not calm and "ongoing" not in spans:
+        past = spans.get("past", [])
+        if "recent" in spans and not PAST_VERBS.isdisjoint(words):
+            past = past + spans["recent"]
         calm = any(start == 0 or words[start - 1] != "since" for start, _ in past)
-    muted = [start for start, _ in spans["future"]]
-    for start, _ in spans["clause"]:
-        while start > 0 and clauses[start - 1] == clauses[start]:
-            start -= 1
-        muted.append(start)
-    for start, end in spans["figurative"]:
-        words[start:end] = stems[start:end] = [""] * (end - start)
-    calm = calm or "lol" in hits or bool(spans["hedge"])
-    return layout._replace(words=tuple(words), stems=tuple(stems), calm=calm, muted=tuple(muted))
+    muted = [start for start, _ in spans.get("future", ())]
+    # a clause's slots are in a row: its first slot is where its number first appears
+    muted += [clauses.index(clauses[start]) for start, _ in spans.get("clause", ())]
+    calm = calm or "lol" in hits or "hedge" in spans
+    if "figurative" in spans:  # otherwise the words stay the very same tuples, as phrases expect
+        out, cut = list(words), list(stems)
+        for start, end in spans["figurative"]:
+            out[start:end] = cut[start:end] = [""] * (end - start)
+        words, stems = tuple(out), tuple(cut)
+    return Layout(words, stems, clauses, calm, tuple(muted))
 
 
-def positions(seq: tuple[str, ...], keys: frozenset[str]) -> list[int]:
+def positions(seq: tuple[str, ...], keys: AbstractSet[str]) -> list[int]:
     """Where any of keys occurs in seq, found with C-speed searches."""
     if len(keys) == 1:
         (key,) = keys

@@ -6,10 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.phrases import PhraseSet, phrase_problem, prepare
+from bot.phrases import PhraseGroup, PhraseSet, phrase_problem, prepare
 
 
-def match(phrases: list[str], text: str, *, unless: tuple[str, ...] = (), emergency: bool = False):
+def match(
+    phrases: list[str], text: str, *, unless: tuple[str, ...] = (), emergency: bool = False
+) -> str | None:
     return PhraseSet(phrases, unless, emergency=emergency).find(prepare(text))
 
 
@@ -277,3 +279,57 @@ def test_any_mix_of_the_awkward_words_is_safe(words: list[str]) -> None:
 def test_phrase_problem_never_raises_and_usable_phrases_compile(phrase: str) -> None:
     if phrase_problem(phrase) is None:
         PhraseSet([phrase]).find(prepare(phrase))
+
+
+# Sets the shipped rules don't have: word* phrases (tried on every message), emergency and
+# other sets mixed, sets sharing words, `unless`. The group's merged index must answer as asking
+# each set in turn does.
+MIXED = [
+    PhraseSet(["not breathing", "knife"], ["knife crime"], emergency=False),
+    PhraseSet(["knife", "suicid*", "on fire", "man in the river"], ["fire safety"]),
+    PhraseSet(["bin", "fire", "not collected", "the bins"], emergency=False),
+    PhraseSet(["overdos*", "taken tablets", "not breathing"]),
+    PhraseSet(["street light", "bin not collected"], ["light bulb"], emergency=False),
+]
+MIXED_TEXT = (
+    "a the not no knife crime suicidal suicide overdosed on fire safety man woman in river canal"
+    " bin bins collected street light bulb taken a load of tablets breathing brething lol"
+    " not urgent last week , . ? if is it illegal nearly"
+)
+MIXED_WORDS = MIXED_TEXT.split()
+
+
+def one_set_at_a_time(text: str) -> tuple[int, str] | None:
+    prepared = prepare(text)
+    for n, phrases in enumerate(MIXED):
+        found = phrases.find(prepared)
+        if found is not None:
+            return n, found
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(MIXED_WORDS), max_size=20).map(" ".join) | st.text(max_size=60))
+def test_a_group_of_mixed_sets_answers_as_its_sets_do(text: str) -> None:
+    assert PhraseGroup(MIXED).first(prepare(text)) == one_set_at_a_time(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my friend is suicidal", (1, "suicid*")),
+        ("he has overdosed", (3, "overdos*")),
+        ("there's a knife crime talk", None),  # unless in set 0; "knife" in set 1 is a topic
+        ("someone's on fire", (1, "on fire")),
+        ("the fire safety leaflet", (2, "fire")),  # the emergency set stays silent
+        ("my bin was not collected lol", (2, "bin")),
+        ("he is not breathing", (0, "not breathing")),
+        ("the street light is out", (4, "street light")),
+        ("the light bulb on the street light is out", None),  # unless in set 4
+        ("a woman in the canal lol", None),  # a joke: the emergency set stays silent
+        ("nothing to see here", None),
+    ],
+)
+def test_a_group_of_mixed_sets(text: str, expected: tuple[int, str] | None) -> None:
+    assert PhraseGroup(MIXED).first(prepare(text)) == expected
+    assert one_set_at_a_time(text) == expected
