@@ -139,9 +139,10 @@ def run_server(kind: str, seconds: int, synchronous: str) -> dict[str, float]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "holding-reply":
+            url = f"sqlite:///{tmp}/bench.sqlite3?synchronous={synchronous.lower()}"
             proc = serve(
                 [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                {"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3"},
+                {"DATABASE_URL": url},
             )
         else:
             proc = serve(
@@ -185,26 +186,25 @@ def main() -> None:
         rates = [decisions_per_second(2.0, kind) for _ in range(5)]
         print(f"decisions/s, {label} (one core, median of 5): {statistics.median(rates):,.0f}")
 
-    rows: dict[str, list[dict[str, float]]] = {
-        "holding-reply": [],
-        "floor-FULL": [],
-        "floor-NORMAL": [],
-    }
+    kinds = [("holding-reply", "FULL"), ("floor", "FULL"), ("holding-reply", "NORMAL"),
+             ("floor", "NORMAL")]  # fmt: skip
+    rows: dict[str, list[dict[str, float]]] = {f"{k}-{sync}": [] for k, sync in kinds}
     for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits all alike
-        rows["holding-reply"].append(run_server("holding-reply", args.seconds, "FULL"))
-        rows["floor-FULL"].append(run_server("floor", args.seconds, "FULL"))
-        rows["floor-NORMAL"].append(run_server("floor", args.seconds, "NORMAL"))
+        for kind, sync in kinds:
+            rows[f"{kind}-{sync}"].append(run_server(kind, args.seconds, sync))
     print(f"POST /api/messages, 50 connections, {args.seconds}s x {args.rounds} rounds, medians:")
     for name, result in rows.items():
         rps, p50, p99 = (median(result, key) for key in ("rps", "p50", "p99"))
         rss = max(r["rss_mb"] for r in result)
         print(
-            f"  {name:<14} {rps:>8,.0f} msg/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   "
+            f"  {name:<20} {rps:>8,.0f} msg/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   "
             f"peak RSS {rss:5.1f} MB"
         )
-    ours = median(rows["holding-reply"], "rps")
-    for floor in ("floor-FULL", "floor-NORMAL"):
-        print(f"  ratio holding-reply / {floor}: {ours / median(rows[floor], 'rps'):.2f}")
+    for sync in ("FULL", "NORMAL"):
+        ours, floor = (median(rows[f"{k}-{sync}"], "rps") for k in ("holding-reply", "floor"))
+        print(f"  ratio holding-reply / floor, both synchronous={sync}: {ours / floor:.2f}")
+    full, normal = (median(rows[name], "rps") for name in ("holding-reply-FULL", "floor-NORMAL"))
+    print(f"  ratio holding-reply (FULL) / floor (NORMAL): {full / normal:.2f}")
 
 
 if __name__ == "__main__":

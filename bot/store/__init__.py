@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
+from urllib.parse import parse_qsl
 
 from bot.errors import HoldingReplyError
 from bot.models import Decision, Ingested, Message, QueueItem, SenderState
@@ -101,6 +102,18 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
             f"DATABASE_URL has value {_redact(url)!r}: the scheme {scheme!r} is not supported. "
             f"Expected {_ACCEPTED}."
         )
+    rest, _, query = rest.partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = set(options) - {"synchronous"}
+    if unknown:
+        raise HoldingReplyError(
+            f"DATABASE_URL has the option {sorted(unknown)[0]!r}, which SQLite does not take here. "
+            "The only option is ?synchronous=full (the default) or ?synchronous=normal."
+        )
+    if "synchronous" in options:
+        # normal: faster, and safe when the process crashes, but the last transactions can be
+        # lost when the machine loses power. full (the default): a 2xx means it is on disk.
+        synchronous = options["synchronous"]
     if rest == ":memory:":
         path = ":memory:"
     elif rest.startswith("/") and rest not in ("/", "//"):

@@ -196,3 +196,23 @@ async def test_a_database_locked_by_another_process_gives_a_store_error(tmp_path
             other.execute("ROLLBACK")
             other.close()
         assert not (await store.ingest(message("m0"), Decider())).duplicate
+
+
+def test_database_url_can_choose_synchronous_normal(tmp_path: Path) -> None:
+    from bot.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/q.sqlite3?synchronous=normal")
+    assert isinstance(store, SQLiteStore) and store.synchronous == "NORMAL"
+    assert open_store(f"sqlite:///{tmp_path}/q.sqlite3").synchronous == "FULL"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [("?sync=normal", "option 'sync'"), ("?synchronous=off", "Expected 'FULL' or 'NORMAL'")],
+)
+def test_database_url_options_are_checked(tmp_path: Path, query: str, says: str) -> None:
+    from bot.errors import HoldingReplyError
+    from bot.store import open_store
+
+    with pytest.raises(HoldingReplyError, match=says):
+        open_store(f"sqlite:///{tmp_path}/q.sqlite3{query}")
