@@ -136,3 +136,9 @@ def test_danger_words_are_answered_even_when_no_phrase_matches(
     decision = triage.decide(message(text), SenderState(), "R")
     assert (decision.emergency, decision.template) == (category, template)
     assert decision.matched  # the words that triggered it, for the team to see
+
+
+def test_every_shipped_template_fits_every_channel(tmp_path: Path) -> None:
+    """With all channels on, `check` renders each template at its longest for each channel."""
+    triage = _rules(tmp_path, "\n[channels.x]\n[channels.telegram]\n")
+    assert set(triage.rules.channels) == {"web", "x", "telegram"}
