@@ -10,12 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from bot.errors import HoldingReplyError
 from bot.models import Decision, Ingested, Message, QueueItem, SenderState
 
-__all__ = ["NotFound", "Store", "open_store"]
+__all__ = ["NotFound", "Store", "open_store", "redact"]
 
 
 class NotFound(HoldingReplyError):
@@ -83,7 +83,10 @@ class Store(Protocol):
         ...
 
 
-_ACCEPTED = "sqlite:///relative/path.sqlite3, sqlite:////absolute/path.sqlite3 or sqlite://:memory:"
+_ACCEPTED = (
+    "postgres://user:password@host:5432/database, sqlite:///relative/path.sqlite3, "
+    "sqlite:////absolute/path.sqlite3 or sqlite://:memory:"
+)
 
 
 def open_store(url: str, *, synchronous: str = "FULL") -> Store:
@@ -93,13 +96,10 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
         raise HoldingReplyError(f"DATABASE_URL has value {url!r}. Expected {_ACCEPTED}.")
     scheme = scheme.lower()
     if scheme in ("postgres", "postgresql"):
-        raise HoldingReplyError(
-            f"DATABASE_URL has value {_redact(url)!r}: PostgreSQL support arrives with the "
-            f"production store. For now use {_ACCEPTED}."
-        )
+        return _open_postgres(url)
     if scheme != "sqlite":
         raise HoldingReplyError(
-            f"DATABASE_URL has value {_redact(url)!r}: the scheme {scheme!r} is not supported. "
+            f"DATABASE_URL has value {redact(url)!r}: the scheme {scheme!r} is not supported. "
             f"Expected {_ACCEPTED}."
         )
     rest, _, query = rest.partition("?")
@@ -128,7 +128,28 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
     return SQLiteStore(path, synchronous=synchronous)
 
 
-def _redact(url: str) -> str:
+def _open_postgres(url: str) -> Store:
+    """Our own options come off the URL; the rest (sslmode, search_path...) go to the driver."""
+    base, _, query = url.partition("?")
+    options = parse_qsl(query, keep_blank_values=True)
+    pool_size = 5
+    rest = []
+    for key, value in options:
+        if key == "pool_size":
+            if not value.isdigit() or not 1 <= int(value) <= 100:
+                raise HoldingReplyError(
+                    f"DATABASE_URL has pool_size={value!r}. Expected a whole number of "
+                    "connections from 1 to 100 (the default is 5)."
+                )
+            pool_size = int(value)
+        else:
+            rest.append((key, value))
+    from bot.store.postgres import PostgresStore  # here, so SQLite users never import asyncpg
+
+    return PostgresStore(base + ("?" + urlencode(rest) if rest else ""), pool_size=pool_size)
+
+
+def redact(url: str) -> str:
     """The URL without a password, so an error message can be logged safely."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")

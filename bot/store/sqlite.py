@@ -14,19 +14,17 @@ import concurrent.futures
 import dataclasses
 import logging
 import queue
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 from bot.errors import HoldingReplyError, StoreError
 from bot.models import Decision, Ingested, Message, QueueItem, SenderState, reference_for
-from bot.store import NotFound
+from bot.store import NotFound, queries
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -34,21 +32,11 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 
 
-def _q(sql: str) -> str:
-    """Queries are written once with $1 placeholders, as PostgreSQL wants; SQLite reads ?1."""
-    return re.sub(r"\$(\d+)", r"?\1", sql)
+_q = queries.sqlite_placeholders
 
 
-_ITEM = """SELECT m.id, m.reference, m.channel, m.platform_id, m.sender, m.sender_name, m.text,
-    m.received_at, m.staffed, m.reply_by, m.emergency, m.redirect, m.team, m.language, m.template,
-    (SELECT r.text FROM replies r WHERE r.message_id = m.id AND r.kind = 'auto'
-     ORDER BY r.id LIMIT 1),
-    m.done_at, m.done_by, m.first_human_reply_at
-FROM messages m"""
-_ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NULL, m.reply_by,
-    m.received_at, m.id"""
-_BY_KEY = _q(f"{_ITEM} WHERE m.channel = $1 AND m.platform_id = $2")
-_BY_REFERENCE = _q(f"{_ITEM} WHERE m.reference = $1")
+_BY_KEY = _q(queries.BY_KEY)
+_BY_REFERENCE = _q(queries.BY_REFERENCE)
 # One round trip for what ingest needs to know first: is the message already stored, the next
 # id (only the writer writes, inside BEGIN IMMEDIATE, so it is ours to take), and the sender.
 _BEFORE_INGEST = _q(
@@ -57,28 +45,12 @@ _BEFORE_INGEST = _q(
     s.last_ack_at, s.last_ack_template, s.opted_out
 FROM (SELECT 1) LEFT JOIN senders s ON s.channel = $1 AND s.sender = $3"""
 )
-_INSERT_MESSAGE = _q(
-    """INSERT INTO messages (id, reference, channel, platform_id, sender, sender_name, text,
-    received_at, staffed, reply_by, opens_at, emergency, redirect, team, language, template,
-    matched, held_back)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"""
-)
-_INSERT_REPLY = _q(
-    "INSERT INTO replies (message_id, kind, template, text, author, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6)"
-)
-_ACKNOWLEDGED = _q(
-    """INSERT INTO senders (channel, sender, last_ack_at, last_ack_template) VALUES ($1, $2, $3, $4)
-ON CONFLICT (channel, sender)
-DO UPDATE SET last_ack_at = excluded.last_ack_at, last_ack_template = excluded.last_ack_template"""
-)
-_DONE = _q(
-    "UPDATE messages SET done_at = $1, done_by = $2 WHERE reference = $3 AND done_at IS NULL"
-)
-_REOPEN = _q("UPDATE messages SET done_at = NULL, done_by = NULL WHERE reference = $1")
-_FIRST_HUMAN_REPLY = _q("UPDATE messages SET first_human_reply_at = $1 WHERE id = $2")
-_COUNTS = """SELECT (SELECT COUNT(*) FROM messages WHERE done_at IS NULL),
-    (SELECT COUNT(*) FROM messages WHERE done_at IS NOT NULL), (SELECT COUNT(*) FROM replies)"""
+_INSERT_MESSAGE = _q(queries.INSERT_MESSAGE)
+_INSERT_REPLY = _q(queries.INSERT_REPLY)
+_ACKNOWLEDGED = _q(queries.ACKNOWLEDGED)
+_DONE = _q(queries.DONE)
+_REOPEN = _q(queries.REOPEN)
+_FIRST_HUMAN_REPLY = _q(queries.FIRST_HUMAN_REPLY)
 
 
 @overload
@@ -202,26 +174,6 @@ def _ingest(
 class _Job:
     run: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
-
-
-def _migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL), numbered from 1 with no gaps."""
-    folder = resources.files("bot.store").joinpath("migrations").joinpath("sqlite")
-    try:
-        found = sorted(
-            (int(entry.name[:4]), entry.name, entry.read_text("utf-8"))
-            for entry in folder.iterdir()
-            if re.fullmatch(r"\d{4}_\w+\.sql", entry.name)
-        )
-    except OSError as e:
-        raise StoreError(f"Cannot read the SQLite migrations in {folder}: {e}") from e
-    versions = [version for version, _, _ in found]
-    if not versions or versions != list(range(1, len(versions) + 1)):
-        raise StoreError(
-            f"The SQLite migrations in {folder} are {versions}; expected 1, 2, 3... "
-            "(is bot/store/migrations/sqlite/*.sql in the package data?)"
-        )
-    return found
 
 
 def _statements(sql: str) -> Iterator[str]:
@@ -374,12 +326,9 @@ class SQLiteStore:
         return error
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        migrations = _migrations()
+        migrations = queries.migrations("sqlite")
         latest = migrations[-1][0]
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
+        conn.execute(queries.MIGRATIONS_TABLE)
         for version, name, sql in migrations:
             conn.execute("BEGIN IMMEDIATE")  # another process may be migrating too
             try:
@@ -524,7 +473,7 @@ class SQLiteStore:
         self, include_done: bool = False, limit: int | None = None
     ) -> list[QueueItem]:
         where = "" if include_done else "WHERE m.done_at IS NULL"
-        sql = f"{_ITEM} {where} {_ORDER}" + ("" if limit is None else _q(" LIMIT $1"))
+        sql = f"{queries.ITEM} {where} {queries.ORDER}" + ("" if limit is None else _q(" LIMIT $1"))
         params = () if limit is None else (limit,)
         return await self._read(lambda conn: [_item(r) for r in conn.execute(sql, params)])
 
@@ -562,7 +511,7 @@ class SQLiteStore:
 
     async def counts(self) -> dict[str, int]:
         def run(conn: sqlite3.Connection) -> dict[str, int]:
-            open_, done, replies = conn.execute(_COUNTS).fetchone()
+            open_, done, replies = conn.execute(queries.COUNTS).fetchone()
             return {"open": open_, "done": done, "replies": replies}
 
         return await self._read(run)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.store import Store, open_store
+from tests.postgres import fresh_database
 
-# A "postgresql" parameter joins here with the production store; its URL names a fresh database.
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     backend: str = request.param
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    raise AssertionError(f"No test database for the backend {backend!r}")
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    elif backend == "postgresql":
+        yield from fresh_database()
+    else:
+        raise AssertionError(f"No test database for the backend {backend!r}")
 
 
 @pytest.fixture

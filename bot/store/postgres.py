@@ -1,0 +1,348 @@
+"""The PostgreSQL store: the production queue, shared safely by several processes.
+
+Every call takes a connection from a small asyncpg pool for one transaction. Two processes may
+receive messages from the same sender at once, so ingest holds a transaction-scoped advisory
+lock on (channel, sender): the cooldown is read and written by one of them at a time, and a
+redelivered message finds the first delivery stored. When the database goes away, calls raise
+StoreError (the web channel answers 503); the pool reconnects by itself when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeAlias, TypeVar
+
+import asyncpg
+
+from bot.errors import StoreError
+from bot.models import Decision, Ingested, Message, QueueItem, SenderState, reference_for
+from bot.store import NotFound, queries, redact
+
+T = TypeVar("T")
+Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock keys: one for migrations; senders' keys are hashes (see _sender_key).
+MIGRATION_LOCK = 0x486F6C64  # "Hold"
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations
+    (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"""
+_MIGRATED = "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())"
+_BEFORE_INGEST = """SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
+    s.last_ack_at, s.last_ack_template, s.opted_out
+FROM (SELECT 1) AS one LEFT JOIN senders s ON s.channel = $1 AND s.sender = $3"""
+# The message, its automatic reply and the sender's last acknowledgement in one round trip.
+# ON CONFLICT DO NOTHING: a row already there (a race the advisory lock should prevent) makes
+# the statement write nothing and return no id.
+_INSERT = f"""WITH m AS ({queries.INSERT_MESSAGE}
+    ON CONFLICT (channel, platform_id) DO NOTHING RETURNING id),
+r AS (INSERT INTO replies (message_id, kind, template, text, created_at)
+    SELECT id, 'auto', $16, $19, $8 FROM m WHERE $19::text IS NOT NULL),
+s AS (INSERT INTO senders (channel, sender, last_ack_at, last_ack_template)
+    SELECT $3, $5, $8, $16 FROM m WHERE $19::text IS NOT NULL
+    ON CONFLICT (channel, sender) DO UPDATE
+    SET last_ack_at = excluded.last_ack_at, last_ack_template = excluded.last_ack_template)
+SELECT id FROM m"""
+# Failures that mean "the database is not there right now", as opposed to a bug in a query.
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # seen when the server ends a connection mid-statement
+    asyncpg.PostgresError,
+)
+
+
+def _sender_key(channel: str, sender: str) -> int:
+    """A signed 64-bit advisory lock key for one sender on one channel."""
+    digest = hashlib.blake2b(f"{channel}\x00{sender}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    if at is not None and at.utcoffset() is None:
+        raise ValueError(f"Datetime {at!r} has no time zone; the store keeps aware UTC only.")
+    return at
+
+
+def _item(row: asyncpg.Record | None) -> QueueItem:
+    assert row is not None, "a row that the same transaction saw has gone"
+    return QueueItem(*row)
+
+
+def _row(row: asyncpg.Record | None) -> asyncpg.Record:
+    assert row is not None, "a query that always returns a row returned none"
+    return row
+
+
+class PostgresStore:
+    """The Store on a PostgreSQL database named by a postgres:// or postgresql:// URL."""
+
+    def __init__(self, url: str, *, pool_size: int = 5, timeout: float = 5.0) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.timeout = timeout  # to connect, and for each statement
+        self._pool: asyncpg.Pool | None = None
+        self._busy = 0  # calls under way; closing waits for them
+        self._idle = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)!r})"
+
+    # Lifecycle.
+
+    async def __aenter__(self) -> Self:
+        if self._pool is not None:
+            raise StoreError(f"The store at {redact(self.url)} is already open.")
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=self.timeout,
+                command_timeout=self.timeout,
+                max_inactive_connection_lifetime=60.0,
+            )
+        except _UNAVAILABLE as e:
+            raise self._error("connect to", e) from e
+        try:
+            await self.migrate()
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        pool, self._pool = self._pool, None  # no new calls from here on
+        if pool is None:
+            return
+        try:
+            if self._busy:  # the calls already made still finish
+                await asyncio.wait_for(self._idle.wait(), self.timeout * 2)
+            await asyncio.wait_for(pool.close(), self.timeout)
+        except (TimeoutError, *_UNAVAILABLE) as e:
+            log.warning("Could not close the PostgreSQL pool cleanly: %s", e)
+            pool.terminate()
+
+    def _error(self, doing: str, e: BaseException) -> StoreError:
+        reason = str(e) or type(e).__name__
+        where = redact(self.url)
+        error = StoreError(f"Could not {doing} the PostgreSQL database {where}: {reason}")
+        error.__cause__ = e
+        return error
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations this database lacks; return their file names.
+
+        An advisory lock makes processes that start together take turns: the first applies,
+        the others find nothing left to do.
+        """
+        migrations = queries.migrations("postgresql")
+        latest = migrations[-1][0]
+
+        async def run(conn: Conn) -> list[str]:
+            applied: list[str] = []
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute(_MIGRATIONS_TABLE)
+                current = await conn.fetchval(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+                )
+                if current > latest:
+                    raise StoreError(
+                        f"The database {redact(self.url)} has schema version {current}, but this "
+                        f"Holding Reply knows versions up to {latest}. Upgrade Holding Reply, "
+                        "or restore a backup made by this version."
+                    )
+                for version, name, sql in migrations:
+                    if version <= current:
+                        continue
+                    log.info("Applying migration %s", name)
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute(_MIGRATED, version)
+                    applied.append(name)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            return applied
+
+        return await self._run("migrate", run)
+
+    # Running work.
+
+    async def _run(self, doing: str, work: Callable[[Conn], Awaitable[T]]) -> T:
+        if self._pool is None:
+            raise StoreError(
+                f"The store at {redact(self.url)} is not open: use `async with store:`."
+            )
+        pool = self._pool
+        self._busy += 1
+        self._idle.clear()
+        try:
+            async with pool.acquire(timeout=self.timeout) as conn:
+                return await work(conn)
+        except (StoreError, NotFound):
+            raise
+        except _UNAVAILABLE as e:
+            raise self._error(doing, e) from e
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def _transaction(
+        self, work: Callable[[Conn], Awaitable[T]], doing: str = "write to"
+    ) -> T:
+        async def run(conn: Conn) -> T:
+            async with conn.transaction():
+                return await work(conn)
+
+        return await self._run(doing, run)
+
+    # The Store interface.
+
+    async def ingest(
+        self, message: Message, decide: Callable[[SenderState, str], Decision]
+    ) -> Ingested:
+        _aware(message.received_at)  # a naive datetime fails here, before any work
+
+        async def run(conn: Conn) -> Ingested:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1)", _sender_key(message.channel, message.sender)
+            )
+            existing, last_ack_at, last_template, opted_out = _row(
+                await conn.fetchrow(
+                    _BEFORE_INGEST, message.channel, message.platform_id, message.sender
+                )
+            )
+            if existing is None:
+                item_id = await conn.fetchval("SELECT nextval('messages_id_seq')")
+                reference = reference_for(item_id)
+                state = SenderState(last_ack_at, last_template, bool(opted_out))
+                d = decide(state, reference)
+                _aware(d.reply_by)
+                _aware(d.opens_at)
+                stored = await conn.fetchval(
+                    _INSERT,
+                    item_id,
+                    reference,
+                    message.channel,
+                    message.platform_id,
+                    message.sender,
+                    message.sender_name,
+                    message.text,
+                    message.received_at,
+                    d.staffed,
+                    d.reply_by,
+                    d.opens_at,
+                    d.emergency,
+                    d.redirect,
+                    d.team,
+                    d.language,
+                    d.template,
+                    d.matched,
+                    d.held_back,
+                    d.reply,
+                )
+                if stored is not None:
+                    item = QueueItem(
+                        id=item_id,
+                        reference=reference,
+                        channel=message.channel,
+                        platform_id=message.platform_id,
+                        sender=message.sender,
+                        sender_name=message.sender_name,
+                        text=message.text,
+                        received_at=message.received_at,
+                        staffed=d.staffed,
+                        reply_by=d.reply_by,
+                        emergency=d.emergency,
+                        redirect=d.redirect,
+                        team=d.team,
+                        language=d.language,
+                        template=d.template,
+                        auto_reply=d.reply,
+                    )
+                    return Ingested(item, duplicate=False)
+            row = await conn.fetchrow(queries.BY_KEY, message.channel, message.platform_id)
+            return Ingested(_item(row), duplicate=True)
+
+        return await self._transaction(run)
+
+    async def get(self, reference: str) -> QueueItem | None:
+        async def run(conn: Conn) -> QueueItem | None:
+            row = await conn.fetchrow(queries.BY_REFERENCE, reference)
+            return None if row is None else _item(row)
+
+        return await self._run("read from", run)
+
+    async def open_items(
+        self, include_done: bool = False, limit: int | None = None
+    ) -> list[QueueItem]:
+        where = "" if include_done else "WHERE m.done_at IS NULL"
+        sql = f"{queries.ITEM} {where} {queries.ORDER}" + ("" if limit is None else " LIMIT $1")
+        params: tuple[Any, ...] = () if limit is None else (limit,)
+
+        async def run(conn: Conn) -> list[QueueItem]:
+            return [_item(row) for row in await conn.fetch(sql, *params)]
+
+        return await self._run("read from", run)
+
+    @staticmethod
+    async def _found(conn: Conn, reference: str) -> QueueItem:
+        row = await conn.fetchrow(queries.BY_REFERENCE, reference)
+        if row is None:
+            raise NotFound(reference)
+        return _item(row)
+
+    async def mark_done(self, reference: str, by: str, at: datetime) -> QueueItem:
+        _aware(at)
+
+        async def run(conn: Conn) -> QueueItem:
+            await conn.execute(queries.DONE, at, by, reference)
+            return await self._found(conn, reference)
+
+        return await self._transaction(run)
+
+    async def reopen(self, reference: str) -> QueueItem:
+        async def run(conn: Conn) -> QueueItem:
+            await conn.execute(queries.REOPEN, reference)
+            return await self._found(conn, reference)
+
+        return await self._transaction(run)
+
+    async def record_human_reply(
+        self, reference: str, text: str, by: str, at: datetime
+    ) -> QueueItem:
+        _aware(at)
+
+        async def run(conn: Conn) -> QueueItem:
+            item = await self._found(conn, reference)
+            await conn.execute(queries.INSERT_REPLY, item.id, "human", None, text, by, at)
+            first = item.first_human_reply_at
+            if first is not None and first <= at:
+                return item
+            await conn.execute(queries.FIRST_HUMAN_REPLY, at, item.id)
+            return dataclasses.replace(item, first_human_reply_at=at)
+
+        return await self._transaction(run)
+
+    async def counts(self) -> dict[str, int]:
+        async def run(conn: Conn) -> dict[str, int]:
+            open_, done, replies = _row(await conn.fetchrow(queries.COUNTS))
+            return {"open": open_, "done": done, "replies": replies}
+
+        return await self._run("read from", run)

@@ -1,0 +1,71 @@
+"""The SQL both stores share, written once with PostgreSQL's $1 placeholders.
+
+SQLite reads the same text through `sqlite_placeholders`. What differs between the databases
+(how the next id is taken, how a sender is locked) stays in each store's own module.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from bot.errors import StoreError
+
+
+def sqlite_placeholders(sql: str) -> str:
+    """$1 becomes ?1, which SQLite reads the same way."""
+    return re.sub(r"\$(\d+)", r"?\1", sql)
+
+
+# The columns of a QueueItem, in its field order; the automatic reply is the first one kept.
+ITEM = """SELECT m.id, m.reference, m.channel, m.platform_id, m.sender, m.sender_name, m.text,
+    m.received_at, m.staffed, m.reply_by, m.emergency, m.redirect, m.team, m.language, m.template,
+    (SELECT r.text FROM replies r WHERE r.message_id = m.id AND r.kind = 'auto'
+     ORDER BY r.id LIMIT 1),
+    m.done_at, m.done_by, m.first_human_reply_at
+FROM messages m"""
+# Most overdue first: open before done, emergencies first, then reply_by (none last).
+ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NULL, m.reply_by,
+    m.received_at, m.id"""
+BY_KEY = f"{ITEM} WHERE m.channel = $1 AND m.platform_id = $2"
+BY_REFERENCE = f"{ITEM} WHERE m.reference = $1"
+INSERT_MESSAGE = """INSERT INTO messages (id, reference, channel, platform_id, sender, sender_name,
+    text, received_at, staffed, reply_by, opens_at, emergency, redirect, team, language, template,
+    matched, held_back)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"""
+INSERT_REPLY = """INSERT INTO replies (message_id, kind, template, text, author, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)"""
+ACKNOWLEDGED = """INSERT INTO senders (channel, sender, last_ack_at, last_ack_template)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (channel, sender)
+DO UPDATE SET last_ack_at = excluded.last_ack_at, last_ack_template = excluded.last_ack_template"""
+DONE = "UPDATE messages SET done_at = $1, done_by = $2 WHERE reference = $3 AND done_at IS NULL"
+REOPEN = "UPDATE messages SET done_at = NULL, done_by = NULL WHERE reference = $1"
+FIRST_HUMAN_REPLY = "UPDATE messages SET first_human_reply_at = $1 WHERE id = $2"
+COUNTS = """SELECT (SELECT COUNT(*) FROM messages WHERE done_at IS NULL),
+    (SELECT COUNT(*) FROM messages WHERE done_at IS NOT NULL), (SELECT COUNT(*) FROM replies)"""
+MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations
+    (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"""
+
+
+def migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of bot/store/migrations/<dialect>/, numbered from 1, no gaps.
+
+    Both databases have the same versions: migration N makes the same change in each.
+    """
+    folder = resources.files("bot.store").joinpath("migrations").joinpath(dialect)
+    try:
+        found = sorted(
+            (int(entry.name[:4]), entry.name, entry.read_text("utf-8"))
+            for entry in folder.iterdir()
+            if re.fullmatch(r"\d{4}_\w+\.sql", entry.name)
+        )
+    except OSError as e:
+        raise StoreError(f"Cannot read the {dialect} migrations in {folder}: {e}") from e
+    versions = [version for version, _, _ in found]
+    if not versions or versions != list(range(1, len(versions) + 1)):
+        raise StoreError(
+            f"The {dialect} migrations in {folder} are {versions}; expected 1, 2, 3... "
+            f"(is bot/store/migrations/{dialect}/*.sql in the package data?)"
+        )
+    return found

@@ -1,0 +1,135 @@
+"""What only the PostgreSQL store does: URLs, migrations shared by processes, locking, outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from bot.errors import HoldingReplyError, StoreError
+from bot.models import Decision, SenderState
+from bot.store import open_store
+from bot.store.postgres import PostgresStore
+from tests.postgres import fresh_database, sql
+
+from .test_store_contract import NOW, Decider, message, no_reply
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    yield from fresh_database()
+
+
+def schema_of(url: str) -> str:
+    return url.rpartition("search_path=")[2]
+
+
+def test_heroku_style_urls_and_the_pool_size_option() -> None:
+    heroku = open_store("postgres://holding:s3cret@db.example:5432/queue?sslmode=require")
+    assert isinstance(heroku, PostgresStore)
+    assert "sslmode=require" in heroku.url
+    assert "s3cret" not in repr(heroku)
+    sized = open_store("postgresql://db.example/queue?pool_size=12&sslmode=require")
+    assert isinstance(sized, PostgresStore)
+    assert sized.pool_size == 12
+    assert "pool_size" not in sized.url  # ours; the driver would take it for a server setting
+
+
+@pytest.mark.parametrize("size", ["0", "many", "101"])
+def test_a_bad_pool_size_says_what_is_expected(size: str) -> None:
+    with pytest.raises(HoldingReplyError, match=r"pool_size=.*from 1 to 100"):
+        open_store(f"postgres://holding:s3cret@db.example/queue?pool_size={size}")
+
+
+async def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
+    # Port 9 on loopback (discard) has nothing listening here: refused at once.
+    store = open_store("postgres://holding:s3cret@127.0.0.1:9/queue")
+    says = r"Could not connect to .*holding:\*\*\*@127\.0\.0\.1:9"
+    with pytest.raises(StoreError, match=says) as e:
+        async with store:
+            pass
+    assert "s3cret" not in str(e.value)
+
+
+async def test_migrations_are_recorded_once_even_when_processes_start_together(url: str) -> None:
+    # Four stores opening at once stand in for four dynos starting after a deploy.
+    stores = [open_store(url) for _ in range(4)]
+    await asyncio.gather(*(s.__aenter__() for s in stores))
+    for s in stores:
+        await s.__aexit__(None, None, None)
+
+    schema = schema_of(url)
+    rows = await sql(f"SELECT version, applied_at FROM {schema}.schema_migrations")
+    assert [r["version"] for r in rows] == [1]
+    tables = await sql(
+        f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'"
+    )
+    assert {"messages", "replies", "senders"} <= {r["table_name"] for r in tables}
+
+
+async def test_a_database_from_a_newer_version_is_refused(url: str) -> None:
+    async with open_store(url):
+        pass
+    await sql(f"INSERT INTO {schema_of(url)}.schema_migrations VALUES (99, now())")
+
+    with pytest.raises(StoreError, match=r"schema version 99.*knows versions up to 1"):
+        async with open_store(url):
+            pass
+
+
+async def test_two_processes_ingesting_the_same_deliveries_store_each_once(url: str) -> None:
+    """Two stores (two pools, as two dynos have) race on redeliveries and on one sender."""
+    async with open_store(url) as one, open_store(url) as two:
+        jobs = []
+        for i in range(40):
+            for store in (one, two):  # every message is delivered to both
+                jobs.append(store.ingest(message(f"m{i}", sender=f"s{i % 4}"), Decider()))
+        results = await asyncio.gather(*jobs)
+
+        stored = [r for r in results if not r.duplicate]
+        assert len(stored) == 40
+        assert sorted(r.item.platform_id for r in stored) == sorted(f"m{i}" for i in range(40))
+        first = {r.item.platform_id: r.item for r in stored}
+        for r in results:  # a duplicate answers with what the first delivery stored
+            assert r.item == first[r.item.platform_id]
+        assert await one.counts() == {"open": 40, "done": 0, "replies": 40}
+
+
+async def test_the_cooldown_holds_across_processes(url: str) -> None:
+    """Each sender's state is read and written by one transaction at a time."""
+
+    def cooldown(state: SenderState, reference: str) -> Decision:
+        recent = state.last_ack_at is not None and NOW - state.last_ack_at < timedelta(hours=1)
+        return (no_reply() if recent else Decider())(state, reference)
+
+    async with open_store(url) as one, open_store(url) as two:
+        results = await asyncio.gather(
+            *(
+                (one if i % 2 else two).ingest(message(f"m{i}", sender="alice"), cooldown)
+                for i in range(30)
+            )
+        )
+    replied = [r for r in results if r.item.auto_reply is not None]
+    assert len(replied) == 1  # without the lock, several would read "never acknowledged"
+
+
+async def test_a_lost_connection_fails_one_call_and_the_pool_recovers(url: str) -> None:
+    async with open_store(url) as store:
+        await store.ingest(message("before"), Decider())
+        # The server ends every connection to this schema's database, as a restart would.
+        await sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        outcomes: list[object] = []
+        for i in range(3):
+            try:
+                outcomes.append(await store.ingest(message(f"after{i}"), Decider()))
+            except StoreError as e:
+                outcomes.append(e)
+        assert not isinstance(outcomes[-1], StoreError)  # recovered without reopening
+        counts = await store.counts()
+    stored = sum(1 for o in outcomes if not isinstance(o, StoreError))
+    assert counts["open"] == 1 + stored
