@@ -1,4 +1,4 @@
-"""The command line: serve, check, preview, bio, queue, done, reopen, replied.
+"""The command line: serve, migrate, check, preview, bio, queue, done, reopen, replied.
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -20,7 +20,7 @@ from bot import when
 from bot.check import load, rules_path, summary
 from bot.errors import HoldingReplyError, RulesError, StoreError
 from bot.models import Message, QueueItem, SenderState
-from bot.server import database_url, serve
+from bot.server import auto_migrate, database_url, serve
 from bot.store import NotFound, open_store
 from bot.triage import Triage
 
@@ -125,7 +125,7 @@ def item_json(item: QueueItem, tz: ZoneInfo) -> dict[str, Any]:
 
 
 async def _queue(args: argparse.Namespace, tz: ZoneInfo) -> int:
-    async with open_store(database_url()) as store:
+    async with open_store(database_url(), migrate=auto_migrate()) as store:
         items = await store.open_items(include_done=args.all)
     now = datetime.now(UTC)
     if args.json:
@@ -156,7 +156,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 async def _update(args: argparse.Namespace) -> int:
     now = parse_when(args.at, ZoneInfo("UTC")) if getattr(args, "at", None) else datetime.now(UTC)
-    async with open_store(database_url()) as store:
+    async with open_store(database_url(), migrate=auto_migrate()) as store:
         if args.command == "done":
             item = await store.mark_done(args.reference, args.by, now)
         elif args.command == "reopen":
@@ -169,6 +169,18 @@ async def _update(args: argparse.Namespace) -> int:
 
 def cmd_update(args: argparse.Namespace) -> int:
     return asyncio.run(_update(args))
+
+
+async def _migrate() -> int:
+    async with open_store(database_url(), migrate=True) as store:
+        for name in store.applied:
+            print(f"applied {name}")
+        print(f"The database schema is up to date (version {store.schema_version}).")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    return asyncio.run(_migrate())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -200,6 +212,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, help="port (default: $PORT or 8080)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("migrate", help="bring the database schema up to date (the release step)")
+    s.set_defaults(func=cmd_migrate)
 
     s = sub.add_parser("check", help="validate rules.toml and every template")
     rules_arg(s)

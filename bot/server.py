@@ -28,6 +28,12 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
+def auto_migrate() -> bool:
+    """AUTO_MIGRATE=0 (or false, no, off): never change the schema except by `migrate`."""
+    value = (os.environ.get("AUTO_MIGRATE") or "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
 def watched_files(rules_path: Path, dirs: tuple[Path, ...]) -> dict[Path, float]:
     """Modification times of rules.toml and every template, to notice an edit."""
     out: dict[Path, float] = {}
@@ -67,7 +73,7 @@ async def watch(state: State, rules_path: Path) -> None:
 async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
     """Run until SIGTERM or SIGINT. Raises RulesError or StoreError before listening."""
     triage = load(rules_path)
-    store = open_store(url)
+    store = open_store(url, migrate=auto_migrate())
     async with store:
         state = State(triage, store)
         runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)

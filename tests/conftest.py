@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from bot.check import load
 from bot.store import Store, open_store
 from bot.triage import Triage
 from bot.web import State
+from tests.postgres import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 LONDON = ZoneInfo("Europe/London")
@@ -55,6 +56,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def london(text: str) -> datetime:
     """A London wall time as an aware UTC instant."""
     return datetime.fromisoformat(text).replace(tzinfo=LONDON).astimezone(UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A DATABASE_URL for an empty database: an SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    else:
+        yield from fresh_database()
 
 
 @pytest.fixture(scope="session")

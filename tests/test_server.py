@@ -21,14 +21,24 @@ from tests.conftest import ROOT, copy_rules
 
 
 class Server:
-    def __init__(self, tmp: Path, rules: Path) -> None:
+    """`python -m bot` as a real process, its JSON log lines collected as they come."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        rules: Path,
+        database: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.rules = rules
+        self.database = database or f"sqlite:///{tmp}/server.sqlite3"
         self.lines: list[dict[str, Any]] = []
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{tmp}/server.sqlite3",
+            "DATABASE_URL": self.database,
             "RULES_FILE": str(rules),
             "PORT": "0",
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot"],

@@ -29,10 +29,14 @@ class NotFound(HoldingReplyError):
 class Store(Protocol):
     """Where every message, its decision and its replies are kept.
 
-    Use it as an async context manager: entering opens the database and applies migrations,
-    leaving finishes pending writes and closes it. Datetimes in and out are aware UTC.
+    Use it as an async context manager: entering opens the database and applies missing
+    migrations (or, made with migrate=False, refuses a database that lacks some), leaving
+    finishes pending writes and closes it. Datetimes in and out are aware UTC.
     Database failures raise bot.errors.StoreError.
     """
+
+    applied: list[str]  # the migrations that opening applied, by file name
+    schema_version: int  # once open
 
     async def __aenter__(self) -> Self: ...
 
@@ -89,14 +93,17 @@ _ACCEPTED = (
 )
 
 
-def open_store(url: str, *, synchronous: str = "FULL") -> Store:
-    """The store a DATABASE_URL names. Nothing is opened until `async with store:`."""
+def open_store(url: str, *, synchronous: str = "FULL", migrate: bool = True) -> Store:
+    """The store a DATABASE_URL names. Nothing is opened until `async with store:`.
+
+    migrate=False: opening refuses a database whose schema is behind, instead of migrating it.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise HoldingReplyError(f"DATABASE_URL has value {url!r}. Expected {_ACCEPTED}.")
     scheme = scheme.lower()
     if scheme in ("postgres", "postgresql"):
-        return _open_postgres(url)
+        return _open_postgres(url, migrate)
     if scheme != "sqlite":
         raise HoldingReplyError(
             f"DATABASE_URL has value {redact(url)!r}: the scheme {scheme!r} is not supported. "
@@ -125,10 +132,10 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
         )
     from bot.store.sqlite import SQLiteStore  # here, so bot.store imports no driver
 
-    return SQLiteStore(path, synchronous=synchronous)
+    return SQLiteStore(path, synchronous=synchronous, migrate=migrate)
 
 
-def _open_postgres(url: str) -> Store:
+def _open_postgres(url: str, migrate: bool) -> Store:
     """Our own options come off the URL; the rest (sslmode, search_path...) go to the driver."""
     base, _, query = url.partition("?")
     options = parse_qsl(query, keep_blank_values=True)
@@ -146,7 +153,8 @@ def _open_postgres(url: str) -> Store:
             rest.append((key, value))
     from bot.store.postgres import PostgresStore  # here, so SQLite users never import asyncpg
 
-    return PostgresStore(base + ("?" + urlencode(rest) if rest else ""), pool_size=pool_size)
+    dsn = base + ("?" + urlencode(rest) if rest else "")
+    return PostgresStore(dsn, pool_size=pool_size, migrate=migrate)
 
 
 def redact(url: str) -> str:

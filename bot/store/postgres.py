@@ -83,8 +83,13 @@ def _row(row: asyncpg.Record | None) -> asyncpg.Record:
 class PostgresStore:
     """The Store on a PostgreSQL database named by a postgres:// or postgresql:// URL."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 5, timeout: float = 5.0, migrate: bool = True
+    ) -> None:
         self.url = url
+        self.auto_migrate = migrate  # apply missing migrations on opening, or refuse to open
+        self.applied: list[str] = []  # the migrations opening applied
+        self.schema_version = 0
         self.pool_size = pool_size
         self.timeout = timeout  # to connect, and for each statement
         self._pool: asyncpg.Pool | None = None
@@ -111,7 +116,7 @@ class PostgresStore:
         except _UNAVAILABLE as e:
             raise self._error("connect to", e) from e
         try:
-            await self.migrate()
+            await self._migrate()
         except BaseException:
             await self._close()
             raise
@@ -144,8 +149,8 @@ class PostgresStore:
         error.__cause__ = e
         return error
 
-    async def migrate(self) -> list[str]:
-        """Apply the migrations this database lacks; return their file names.
+    async def _migrate(self) -> None:
+        """Apply the migrations this database lacks.
 
         An advisory lock makes processes that start together take turns: the first applies,
         the others find nothing left to do.
@@ -153,33 +158,25 @@ class PostgresStore:
         migrations = queries.migrations("postgresql")
         latest = migrations[-1][0]
 
-        async def run(conn: Conn) -> list[str]:
-            applied: list[str] = []
+        async def run(conn: Conn) -> None:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
             try:
                 await conn.execute(_MIGRATIONS_TABLE)
                 current = await conn.fetchval(
                     "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
                 )
-                if current > latest:
-                    raise StoreError(
-                        f"The database {redact(self.url)} has schema version {current}, but this "
-                        f"Holding Reply knows versions up to {latest}. Upgrade Holding Reply, "
-                        "or restore a backup made by this version."
-                    )
-                for version, name, sql in migrations:
-                    if version <= current:
-                        continue
-                    log.info("Applying migration %s", name)
-                    async with conn.transaction():
-                        await conn.execute(sql)
-                        await conn.execute(_MIGRATED, version)
-                    applied.append(name)
+                if queries.pending(current, latest, redact(self.url), apply=self.auto_migrate):
+                    for version, name, sql in migrations[current:]:
+                        log.info("Applying migration %s", name)
+                        async with conn.transaction():
+                            await conn.execute(sql)
+                            await conn.execute(_MIGRATED, version)
+                        self.applied.append(name)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
-            return applied
+            self.schema_version = latest
 
-        return await self._run("migrate", run)
+        await self._run("migrate", run)
 
     # Running work.
 

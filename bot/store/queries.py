@@ -69,3 +69,20 @@ def migrations(dialect: str) -> list[tuple[int, str, str]]:
             f"(is bot/store/migrations/{dialect}/*.sql in the package data?)"
         )
     return found
+
+
+def pending(current: int, latest: int, where: str, *, apply: bool) -> bool:
+    """Whether migrations are to be applied now; raise StoreError when the schema cannot be used."""
+    if current > latest:
+        raise StoreError(
+            f"The database {where} has schema version {current}, but this Holding Reply knows "
+            f"versions up to {latest}. Upgrade Holding Reply, or restore a backup made by this "
+            "version."
+        )
+    if current < latest and not apply:
+        raise StoreError(
+            f"The database {where} has schema version {current}; this Holding Reply needs "
+            f"{latest}. Run `python -m bot migrate` (with AUTO_MIGRATE=0, nothing else changes the "
+            "schema)."
+        )
+    return current < latest

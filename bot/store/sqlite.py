@@ -197,6 +197,7 @@ class SQLiteStore:
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
         readers: int = 3,
+        migrate: bool = True,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL"):
             raise HoldingReplyError(
@@ -208,6 +209,9 @@ class SQLiteStore:
         self._memory = self.path == ":memory:"
         self._reader_count = 0 if self._memory else max(1, readers)
         self._open = False
+        self.auto_migrate = migrate  # apply missing migrations on opening, or refuse to open
+        self.applied: list[str] = []  # the migrations opening applied
+        self.schema_version = 0
         self.commits = 0  # transactions the writer committed: for tests and measurements
         self._conn: sqlite3.Connection | None = None  # the write connection
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # one thread
@@ -335,13 +339,9 @@ class SQLiteStore:
                 (current,) = conn.execute(
                     "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
                 ).fetchone()
-                if current > latest:
-                    raise StoreError(
-                        f"The database {self.path} has schema version {current}, but this "
-                        f"Holding Reply knows versions up to {latest}. Upgrade Holding Reply, "
-                        "or restore a backup made by this version."
-                    )
-                if version > current:
+                if queries.pending(current, latest, self.path, apply=self.auto_migrate) and (
+                    version > current
+                ):
                     log.info("Applying migration %s to %s", name, self.path)
                     for statement in _statements(sql):
                         conn.execute(statement)
@@ -349,6 +349,7 @@ class SQLiteStore:
                         _q("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"),
                         (version, to_text(datetime.now(UTC))),
                     )
+                    self.applied.append(name)
                 conn.execute("COMMIT")
             except BaseException as e:
                 if conn.in_transaction:
@@ -356,6 +357,7 @@ class SQLiteStore:
                 if isinstance(e, sqlite3.Error):
                     raise self._error(f"apply migration {name} to", e) from e
                 raise
+        self.schema_version = latest
 
     # The writer thread.
 

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from bot.store import Store, open_store
-from tests.postgres import fresh_database
-
-BACKENDS = ["sqlite", "postgresql"]
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    backend: str = request.param
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    elif backend == "postgresql":
-        yield from fresh_database()
-    else:
-        raise AssertionError(f"No test database for the backend {backend!r}")
+@pytest.fixture
+def store_url(database: str) -> str:
+    """Every test here runs once on SQLite and once on PostgreSQL (see tests/conftest.py)."""
+    return database
 
 
 @pytest.fixture

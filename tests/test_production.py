@@ -1,0 +1,255 @@
+"""Running as on a PaaS dyno: migrations, crashes, database outages, restarts, several processes.
+
+Every test runs the real server (`python -m bot`) as a subprocess, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.store import open_store
+from tests.conftest import ROOT, copy_rules
+from tests.postgres import SERVER, fresh_database, require
+from tests.test_cli import run
+from tests.test_server import Server
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    return copy_rules(tmp_path)
+
+
+def post(port: int, body: dict[str, Any], timeout: float = 10) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/messages",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, {**json.loads(e.read()), "retry-after": e.headers.get("Retry-After")}
+
+
+async def stored(database: str) -> dict[str, str]:
+    """platform id -> reference of every message in the database."""
+    async with open_store(database) as store:
+        return {i.platform_id: i.reference for i in await store.open_items(include_done=True)}
+
+
+def test_procfile_migrates_in_the_release_phase_and_serves_on_port() -> None:
+    lines = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
+    assert "release: python -m bot migrate" in lines
+    assert "web: python -m bot serve" in lines
+
+
+def test_migrate_applies_the_schema_once(database: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": database}
+    first = run("migrate", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_initial.sql" in first.stdout
+    assert "up to date (version 1)" in first.stdout
+    again = run("migrate", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "applied" not in again.stdout
+
+
+def test_with_auto_migrate_off_an_unmigrated_database_is_refused(
+    database: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database, "AUTO_MIGRATE": "0"}
+    refused = run("queue", env=env, cwd=tmp_path)
+    assert refused.returncode == 3
+    assert "Run `python -m bot migrate`" in refused.stderr
+    assert run("migrate", env=env, cwd=tmp_path).returncode == 0
+    assert run("queue", env=env, cwd=tmp_path).returncode == 0
+
+
+def test_every_accepted_message_survives_kill_9(database: str, rules: Path, tmp_path: Path) -> None:
+    """Clients send a stream; the server is killed mid-stream; every 202 is in the store."""
+    server = Server(tmp_path, rules, database)
+    accepted: dict[str, str] = {}  # platform id -> reference answered with 202
+    failed: list[str] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        for i in range(10_000):
+            platform_id = f"c{n}-{i}"
+            try:
+                status, body = post(
+                    server.port, {"sender": f"s{n}-{i}", "text": "bin", "id": platform_id}
+                )
+            except OSError:
+                with lock:
+                    failed.append(platform_id)
+                return
+            assert status == 202, body
+            with lock:
+                accepted[platform_id] = body["reference"]
+
+    with ThreadPoolExecutor(8) as pool:
+        clients = [pool.submit(client, n) for n in range(8)]
+        deadline = time.monotonic() + 30
+        while len(accepted) < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.proc.kill()  # SIGKILL: no shutdown, no flush, no goodbye
+        server.proc.wait()
+        for c in clients:
+            c.result()
+
+    assert len(accepted) >= 300
+    assert failed  # the kill happened mid-stream, with requests in flight
+    kept = asyncio.run(stored(database))
+    lost = {pid: ref for pid, ref in accepted.items() if kept.get(pid) != ref}
+    assert not lost, f"{len(lost)} of {len(accepted)} accepted messages lost"
+
+    # The senders retry what got no answer: each is stored once, with one reference.
+    again = Server(tmp_path, rules, database)
+    try:
+        for platform_id in failed:
+            n, i = platform_id[1:].split("-")
+            status, body = post(
+                again.port, {"sender": f"s{n}-{i}", "text": "bin", "id": platform_id}
+            )
+            assert status == 202
+            if platform_id in kept:  # stored before the kill, though the answer never left
+                assert body["reference"] == kept[platform_id]
+    finally:
+        again.stop()
+    final = asyncio.run(stored(database))
+    assert set(final) == set(accepted) | set(failed) | set(kept)
+
+
+def test_two_servers_on_one_database_store_each_delivery_once(
+    database: str, rules: Path, tmp_path: Path
+) -> None:
+    """Two dynos behind one router: a platform redelivers to the other one; one queue."""
+    one = Server(tmp_path, rules, database)
+    two = Server(tmp_path, rules, database)
+    try:
+        bodies = [{"sender": f"s{i % 5}", "text": "my bin", "id": f"m{i}"} for i in range(60)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda job: post(job[0].port, job[1]),
+                    [(s, b) for b in bodies for s in (one, two)],
+                )
+            )
+        assert {status for status, _ in answers} == {202}
+        by_id: dict[str, set[str]] = {}
+        for _, body in answers:
+            by_id.setdefault(body["id"], set()).add(body["reference"])
+        assert all(len(refs) == 1 for refs in by_id.values())  # both servers gave one answer
+        health = one.request("/healthz")[1]["queue"]
+        assert health["open"] == 60
+        # Five senders, one acknowledgement each: the cooldown held across the processes.
+        replied = [body for _, body in answers if body["reply"] is not None]
+        assert len({body["reference"] for body in replied}) == 5
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_sigterm_twice_finishes_what_is_in_flight_and_exits_cleanly(
+    database: str, rules: Path, tmp_path: Path
+) -> None:
+    server = Server(tmp_path, rules, database)
+    results: list[tuple[int, dict[str, Any]] | OSError] = []
+
+    def send(i: int) -> None:
+        try:
+            results.append(post(server.port, {"sender": f"s{i}", "text": "bin", "id": f"m{i}"}))
+        except OSError as e:  # refused: the server had stopped listening
+            results.append(e)
+
+    with ThreadPoolExecutor(16) as pool:
+        for i in range(400):
+            pool.submit(send, i)
+            if i == 200:
+                server.proc.send_signal(signal.SIGTERM)
+                server.proc.send_signal(signal.SIGTERM)  # platforms may send it more than once
+        began = time.monotonic()
+        server.proc.wait(timeout=30)
+    assert time.monotonic() - began < 10
+    assert server.proc.returncode == 0
+    ok = [
+        body for r in results if not isinstance(r, OSError) for status, body in [r] if status == 202
+    ]
+    kept = asyncio.run(stored(database))
+    assert all(kept.get(body["id"]) == body["reference"] for body in ok)
+    assert any(line.get("event") == "stopped" for line in server.lines)
+
+
+def _can_stop_postgres() -> str | None:
+    if not SERVER.startswith(("postgresql://127.0.0.1", "postgres://127.0.0.1")):
+        return f"the test PostgreSQL {SERVER} is not this machine's"
+    if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
+        return "stopping PostgreSQL needs pg_ctlcluster and root"
+    return None
+
+
+def _cluster() -> list[str]:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    return [version, "main"]
+
+
+@pytest.fixture
+def postgres_control() -> Iterator[None]:
+    require()
+    why = _can_stop_postgres()
+    if why is not None:
+        pytest.skip(why)
+    yield
+    # Whatever happened in the test, PostgreSQL is left running.
+    subprocess.run(["pg_ctlcluster", *_cluster(), "start"], capture_output=True, timeout=60)
+    subprocess.run(["pg_isready", "-h", "127.0.0.1", "-t", "30"], capture_output=True, timeout=60)
+
+
+def test_when_postgresql_stops_the_server_answers_503_and_recovers_by_itself(
+    rules: Path, tmp_path: Path, postgres_control: None
+) -> None:
+    for database in fresh_database():
+        server = Server(tmp_path, rules, database)
+        try:
+            assert post(server.port, {"sender": "a", "text": "bin", "id": "before"})[0] == 202
+            subprocess.run(
+                ["pg_ctlcluster", *_cluster(), "stop", "-m", "fast"], check=True, timeout=60
+            )
+
+            status, body = post(server.port, {"sender": "a", "text": "bin", "id": "during"})
+            assert status == 503
+            assert body["retry-after"] == "5"
+            assert "try again" in body["error"]
+            health = urllib.request.Request(f"http://127.0.0.1:{server.port}/healthz")
+            with pytest.raises(urllib.error.HTTPError) as down:
+                urllib.request.urlopen(health, timeout=10)
+            assert down.value.code == 503
+
+            subprocess.run(["pg_ctlcluster", *_cluster(), "start"], check=True, timeout=60)
+            deadline = time.monotonic() + 20
+            while True:  # the platform retries "during" until it gets a 2xx
+                status, body = post(server.port, {"sender": "a", "text": "bin", "id": "during"})
+                if status == 202 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert status == 202, body
+            assert server.proc.poll() is None  # the same process, never restarted
+        finally:
+            server.stop()
+            assert set(asyncio.run(stored(database))) == {"before", "during"}
