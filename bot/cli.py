@@ -1,4 +1,5 @@
-"""The command line: serve, migrate, check, preview, bio, queue, done, reopen, replied.
+"""The command line: serve, migrate, check, preview, bio, queue, export, erase, done, reopen,
+replied.
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from bot import when
 from bot.check import load, rules_path, summary
 from bot.errors import HoldingReplyError, RulesError, StoreError
-from bot.models import Message, QueueItem, SenderState
+from bot.models import Message, PersonalData, QueueItem, SenderState
 from bot.server import auto_migrate, database_url, serve
 from bot.store import NotFound, open_store
 from bot.triage import Triage
@@ -171,6 +172,68 @@ def cmd_update(args: argparse.Namespace) -> int:
     return asyncio.run(_update(args))
 
 
+def personal_json(data: PersonalData, tz: ZoneInfo) -> dict[str, Any]:
+    def when(value: datetime | None) -> str | None:
+        return value.astimezone(tz).isoformat() if value else None
+
+    state = data.state
+    return {
+        "channel": data.channel,
+        "sender": data.sender,
+        "exported_at": when(datetime.now(UTC)),
+        "automatic_replies": None
+        if state is None
+        else {
+            "last_sent_at": when(state.last_ack_at),
+            "last_template": state.last_ack_template,
+            "opted_out": state.opted_out,
+        },
+        "messages": [
+            {
+                **item_json(item, tz),
+                "replies": [
+                    {
+                        "kind": r.kind,
+                        "template": r.template,
+                        "text": r.text,
+                        "author": r.author,
+                        "sent_at": when(r.created_at),
+                    }
+                    for r in data.replies
+                    if r.message_id == item.id
+                ],
+            }
+            for item in data.items
+        ],
+    }
+
+
+async def _personal(args: argparse.Namespace, tz: ZoneInfo) -> int:
+    async with open_store(database_url(), migrate=auto_migrate()) as store:
+        data = await store.export(args.channel, args.sender)
+        if args.command == "export":
+            print(json.dumps(personal_json(data, tz), ensure_ascii=False, indent=1))
+            return 0
+        count = len(data.items)
+        who = f"{args.sender!r} on {args.channel}"
+        if not args.yes:
+            print(
+                f"This would erase {count} message{'s' if count != 1 else ''} from {who}, "
+                "the replies to them, and what is remembered about them. It cannot be undone. "
+                "Run again with --yes to erase.",
+                file=sys.stderr,
+            )
+            return 1
+        erased = await store.erase(args.channel, args.sender, datetime.now(UTC))
+    # An audit line without the person's identity: erasing it is the point.
+    print(f"Erased {erased} message{'s' if erased != 1 else ''} from {who}.")
+    return 0
+
+
+def cmd_personal(args: argparse.Namespace) -> int:
+    return asyncio.run(_personal(args, _zone(args)))
+
+
 async def _migrate() -> int:
     async with open_store(database_url(), migrate=True) as store:
         for name in store.applied:
@@ -244,6 +307,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--all", action="store_true", help="include messages marked done")
     s.set_defaults(func=cmd_queue)
+
+    for name, text in (
+        ("export", "print everything held about one person, as JSON (subject access request)"),
+        ("erase", "erase one person's messages and what is remembered about them"),
+    ):
+        s = sub.add_parser(name, help=text)
+        rules_arg(s)
+        s.add_argument("--channel", required=True, choices=["web", "telegram", "x"])
+        s.add_argument("--sender", required=True, help="their address, handle or id")
+        if name == "erase":
+            s.add_argument("--yes", action="store_true", help="really erase: it cannot be undone")
+        s.set_defaults(func=cmd_personal)
 
     s = sub.add_parser("done", help="mark a message done")
     s.add_argument("reference")

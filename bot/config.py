@@ -52,6 +52,7 @@ KEYS: dict[str, str] = {
     "special_hours.reason": "Why that date is different (optional).",
     "promise.first_reply": "How soon a person replies, in working time.",
     "acknowledgement.cooldown": "At most one acknowledgement per sender per channel in this time.",
+    "data.keep_messages": "How long message text and senders' identities are kept.",
     "channels.<name>.enabled": "Whether the channel is switched on.",
     "channels.<name>.hours": "The channel's own staffed hours (a table of days).",
     "channels.<name>.bank_holidays": "The channel's own bank holidays.",
@@ -109,6 +110,7 @@ class Rules:
     special_hours: Mapping[date, SpecialHours]
     promise: Promise
     cooldown: timedelta
+    keep_messages: timedelta  # text and identities of done messages older than this are purged
     channels: Mapping[str, ChannelRules]
     emergencies: tuple[Category, ...]
     redirects: tuple[Category, ...]
@@ -263,6 +265,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
             "special_hours",
             "promise",
             "acknowledgement",
+            "data",
             "channels",
             "emergency",
             "redirect",
@@ -356,6 +359,17 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         ("acknowledgement", "cooldown"), ack.get("cooldown", "12 hours"), parse_duration
     )
 
+    kept = r.table(("data",), data.get("data", {}), ("keep_messages",))
+    keep_messages = r.parsed(
+        ("data", "keep_messages"), kept.get("keep_messages", "90 days"), parse_duration
+    )
+    if keep_messages < timedelta(days=1):
+        r.fail(
+            ("data", "keep_messages"),
+            f'{kept.get("keep_messages")!r} is too short: keep messages for at least "1 day", '
+            "so the team can answer them",
+        )
+
     channels: dict[str, ChannelRules] = {}
     for cname, value in r.table(("channels",), data.get("channels", {"web": {}}), CHANNELS).items():
         if cname not in CHANNELS:
@@ -389,6 +403,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         special_hours=special,
         promise=promise,
         cooldown=cooldown,
+        keep_messages=keep_messages,
         channels=channels,
         emergencies=emergencies,
         redirects=redirects,

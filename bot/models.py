@@ -96,3 +96,26 @@ class Ingested:
 
     item: QueueItem
     duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """A reply kept in the store: the automatic one, or one a person sent."""
+
+    message_id: int
+    kind: str  # "auto" or "human"
+    template: str | None
+    text: str
+    author: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalData:
+    """Everything held about one sender on one channel: the answer to a subject access request."""
+
+    channel: str
+    sender: str
+    state: SenderState | None  # None when nothing is remembered about the sender
+    items: list[QueueItem]
+    replies: list[StoredReply]

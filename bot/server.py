@@ -12,7 +12,8 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.check import load
-from bot.errors import RulesError
+from bot.errors import RulesError, StoreError
+from bot.jobs import holder_name, run_jobs
 from bot.logs import flush_logs
 from bot.store import open_store
 from bot.web import State, make_app
@@ -103,12 +104,22 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         watcher = loop.create_task(watch(state, rules_path))
+        holder = holder_name()
+        jobs = loop.create_task(run_jobs(state, holder))
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")
         finally:
             watcher.cancel()
+            jobs.cancel()
+            await asyncio.gather(jobs, return_exceptions=True)
             await runner.cleanup()  # a second SIGTERM meanwhile only sets `stop` again
+            try:  # another process may take this one's scheduled work at once
+                await asyncio.wait_for(store.release_jobs(holder), 2.0)
+            except (StoreError, TimeoutError) as exc:
+                log.warning(
+                    "leases not released; they expire by themselves", extra={"error": str(exc)}
+                )
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
     log.info("stopped")

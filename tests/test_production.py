@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,8 @@ def test_migrate_applies_the_schema_once(database: str, tmp_path: Path) -> None:
     env = {"DATABASE_URL": database}
     first = run("migrate", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "applied 0001_initial.sql" in first.stdout
-    assert "up to date (version 1)" in first.stdout
+    assert "applied 0001_initial.sql\napplied 0002_retention_and_jobs.sql\n" in first.stdout
+    assert "up to date (version 2)" in first.stdout
     again = run("migrate", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "applied" not in again.stdout
@@ -253,3 +254,80 @@ def test_when_postgresql_stops_the_server_answers_503_and_recovers_by_itself(
         finally:
             server.stop()
             assert set(asyncio.run(stored(database))) == {"before", "during"}
+
+
+async def seed(database: str) -> dict[str, str]:
+    """Alice's old, done message; her recent one; Bob's. Returns name -> reference."""
+    from bot.models import Decision, Message
+
+    def decide(state: object, reference: str) -> Decision:
+        return Decision(True, None, None, None, None, "waste", "en", "ack", f"Ref {reference}")
+
+    now = datetime.now(UTC)
+    refs = {}
+    async with open_store(database) as store:
+        for name, sender, age in (("old", "alice", 100), ("new", "alice", 1), ("bob", "bob", 100)):
+            message = Message("web", name, sender, f"{name} text", now - timedelta(days=age))
+            refs[name] = (await store.ingest(message, decide)).item.reference
+        await store.mark_done(refs["old"], "sam", now - timedelta(days=99))
+        await store.mark_done(refs["bob"], "sam", now - timedelta(days=99))
+    return refs
+
+
+def test_export_and_erase_one_person_from_the_command_line(database: str, tmp_path: Path) -> None:
+    refs = asyncio.run(seed(database))
+    env = {"DATABASE_URL": database}
+
+    exported = run("export", "--channel", "web", "--sender", "alice", env=env)
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(exported.stdout)
+    assert [m["reference"] for m in data["messages"]] == [refs["old"], refs["new"]]
+    assert [m["text"] for m in data["messages"]] == ["old text", "new text"]
+    assert data["messages"][0]["replies"][0]["text"] == f"Ref {refs['old']}"
+    assert data["automatic_replies"]["opted_out"] is False
+
+    unconfirmed = run("erase", "--channel", "web", "--sender", "alice", env=env)
+    assert unconfirmed.returncode == 1
+    assert "would erase 2 messages" in unconfirmed.stderr and "--yes" in unconfirmed.stderr
+    assert json.loads(run("export", "--channel", "web", "--sender", "alice", env=env).stdout)[
+        "messages"
+    ]
+
+    erased = run("erase", "--channel", "web", "--sender", "alice", "--yes", env=env)
+    assert erased.returncode == 0, erased.stderr
+    assert "Erased 2 messages" in erased.stdout
+    after = json.loads(run("export", "--channel", "web", "--sender", "alice", env=env).stdout)
+    assert after["messages"] == [] and after["automatic_replies"] is None
+    bob = json.loads(run("export", "--channel", "web", "--sender", "bob", env=env).stdout)
+    assert [m["text"] for m in bob["messages"]] == ["bob text"]
+
+
+def purges(*servers: Server) -> list[dict[str, Any]]:
+    return [line for s in servers for line in s.lines if line.get("event") == "purged"]
+
+
+def test_the_purge_runs_once_across_two_servers_and_keeps_the_counts(
+    database: str, rules: Path, tmp_path: Path
+) -> None:
+    refs = asyncio.run(seed(database))
+    one = Server(tmp_path, rules, database)
+    two = Server(tmp_path, rules, database)
+    try:
+        deadline = time.monotonic() + 20
+        while not (events := purges(one, two)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert events, "neither server purged"
+        assert events[0]["messages"] == 2  # Alice's old one and Bob's; the recent one stays
+        assert events[0]["keep_days"] == 90
+        time.sleep(1)
+        assert len(purges(one, two)) == 1
+        assert one.request("/healthz")[1]["queue"] == {"open": 1, "done": 2, "replies": 3}
+    finally:
+        one.stop()
+        two.stop()
+
+    async def texts() -> dict[str, str]:
+        async with open_store(database) as store:
+            return {name: (await store.get(ref)).text for name, ref in refs.items()}  # type: ignore[union-attr]
+
+    assert asyncio.run(texts()) == {"old": "", "new": "new text", "bob": ""}

@@ -6,14 +6,14 @@ SQLite is for laptops and single servers; a PostgreSQL implementation of the sam
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import parse_qsl, urlencode
 
 from bot.errors import HoldingReplyError
-from bot.models import Decision, Ingested, Message, QueueItem, SenderState
+from bot.models import Decision, Ingested, Message, PersonalData, QueueItem, SenderState
 
 __all__ = ["NotFound", "Store", "open_store", "redact"]
 
@@ -84,6 +84,43 @@ class Store(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """{"open": ..., "done": ..., "replies": ...}"""
+        ...
+
+    async def set_opted_out(self, channel: str, sender: str, opted_out: bool) -> None:
+        """Stop (or restart) automatic replies to one sender; their messages are still queued."""
+        ...
+
+    # Data protection (UK GDPR).
+
+    async def purge(self, before: datetime, at: datetime) -> int:
+        """Blank the text and sender of done messages received before `before`, and their
+        replies' text; forget senders' cooldowns older than that (never an opt-out).
+        Returns how many messages were blanked. What the reports count stays."""
+        ...
+
+    async def erase(self, channel: str, sender: str, at: datetime) -> int:
+        """Blank everything that identifies one sender on one channel, open or done, and forget
+        the sender. Returns how many messages were blanked."""
+        ...
+
+    async def export(self, channel: str, sender: str) -> PersonalData:
+        """Everything held about one sender on one channel."""
+        ...
+
+    # Work that must happen once, however many processes share the database.
+
+    async def claim_job(
+        self, name: str, holder: str, at: datetime, every: timedelta, lease: timedelta
+    ) -> bool:
+        """Whether `holder` now runs the job: it is due (last finished at least `every` ago,
+        or never) and nobody holds an unexpired lease. The claim is a lease until at + lease;
+        a holder that dies loses it then. Call finish_job when done."""
+        ...
+
+    async def finish_job(self, name: str, holder: str, at: datetime) -> None: ...
+
+    async def release_jobs(self, holder: str) -> None:
+        """Give up every lease `holder` has (on shutdown), so the work can be taken at once."""
         ...
 
 

@@ -14,14 +14,23 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
 
 import asyncpg
 
 from bot.errors import StoreError
-from bot.models import Decision, Ingested, Message, QueueItem, SenderState, reference_for
+from bot.models import (
+    Decision,
+    Ingested,
+    Message,
+    PersonalData,
+    QueueItem,
+    SenderState,
+    StoredReply,
+    reference_for,
+)
 from bot.store import NotFound, queries, redact
 
 T = TypeVar("T")
@@ -48,6 +57,10 @@ s AS (INSERT INTO senders (channel, sender, last_ack_at, last_ack_template)
     ON CONFLICT (channel, sender) DO UPDATE
     SET last_ack_at = excluded.last_ack_at, last_ack_template = excluded.last_ack_template)
 SELECT id FROM m"""
+# Rows another process has locked are skipped, not waited for: it is claiming the job now.
+_CLAIM_JOB = queries.JOB_CLAIM.format(
+    where=f"name = (SELECT name FROM jobs WHERE {queries.JOB_DUE} FOR UPDATE SKIP LOCKED)"
+)
 # Failures that mean "the database is not there right now", as opposed to a bug in a query.
 _UNAVAILABLE = (
     OSError,
@@ -343,3 +356,65 @@ class PostgresStore:
             return {"open": open_, "done": done, "replies": replies}
 
         return await self._run("read from", run)
+
+    async def set_opted_out(self, channel: str, sender: str, opted_out: bool) -> None:
+        await self._run(
+            "write to", lambda conn: conn.execute(queries.OPT_OUT, channel, sender, opted_out)
+        )
+
+    # Data protection.
+
+    async def purge(self, before: datetime, at: datetime) -> int:
+        _aware(before)
+        _aware(at)
+
+        async def run(conn: Conn) -> int:
+            await conn.execute(queries.PURGE_REPLIES, before)
+            status = await conn.execute(queries.PURGE_MESSAGES, before, at)
+            await conn.execute(queries.PURGE_SENDERS, before)
+            return int(status.rpartition(" ")[2])  # "UPDATE 12"
+
+        return await self._transaction(run)
+
+    async def erase(self, channel: str, sender: str, at: datetime) -> int:
+        _aware(at)
+
+        async def run(conn: Conn) -> int:
+            await conn.execute(queries.ERASE_REPLIES, channel, sender)
+            status = await conn.execute(queries.ERASE_MESSAGES, channel, sender, at)
+            await conn.execute(queries.ERASE_SENDER, channel, sender)
+            return int(status.rpartition(" ")[2])
+
+        return await self._transaction(run)
+
+    async def export(self, channel: str, sender: str) -> PersonalData:
+        async def run(conn: Conn) -> PersonalData:
+            key = (channel, sender)
+            items = [_item(r) for r in await conn.fetch(queries.EXPORT_ITEMS, *key)]
+            replies = [StoredReply(*r) for r in await conn.fetch(queries.EXPORT_REPLIES, *key)]
+            row = await conn.fetchrow(queries.EXPORT_SENDER, channel, sender)
+            state = None if row is None else SenderState(row[0], row[1], bool(row[2]))
+            return PersonalData(channel, sender, state, items, replies)
+
+        return await self._transaction(run, "read from")  # one snapshot for the three queries
+
+    # Jobs that must run once, however many processes share the database.
+
+    async def claim_job(
+        self, name: str, holder: str, at: datetime, every: timedelta, lease: timedelta
+    ) -> bool:
+        _aware(at)
+
+        async def run(conn: Conn) -> bool:
+            await conn.execute(queries.JOB_ROW, name)
+            status = await conn.execute(_CLAIM_JOB, name, holder, at + lease, at, at - every)
+            return status == "UPDATE 1"
+
+        return await self._transaction(run)
+
+    async def finish_job(self, name: str, holder: str, at: datetime) -> None:
+        _aware(at)
+        await self._run("write to", lambda conn: conn.execute(queries.JOB_FINISH, name, holder, at))
+
+    async def release_jobs(self, holder: str) -> None:
+        await self._run("write to", lambda conn: conn.execute(queries.JOB_RELEASE, holder))

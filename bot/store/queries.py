@@ -86,3 +86,37 @@ def pending(current: int, latest: int, where: str, *, apply: bool) -> bool:
             "schema)."
         )
     return current < latest
+
+
+# Data protection. Blanking keeps the row (ids, times, decisions) for the reports, and gives
+# platform_id a unique stand-in so that the (channel, platform_id) key still holds.
+_BLANK = "text = '', sender = '', sender_name = NULL, platform_id = 'erased-' || id"
+_DUE_FOR_PURGE = "received_at < $1 AND done_at IS NOT NULL AND erased_at IS NULL"
+PURGE_REPLIES = f"""UPDATE replies SET text = ''
+WHERE message_id IN (SELECT id FROM messages WHERE {_DUE_FOR_PURGE})"""
+PURGE_MESSAGES = f"UPDATE messages SET {_BLANK}, erased_at = $2 WHERE {_DUE_FOR_PURGE}"
+# A sender's row only matters for the cooldown; an opt-out is kept, as the person asked.
+PURGE_SENDERS = """DELETE FROM senders
+WHERE NOT opted_out AND (last_ack_at IS NULL OR last_ack_at < $1)"""
+ERASE_REPLIES = """UPDATE replies SET text = ''
+WHERE message_id IN (SELECT id FROM messages WHERE channel = $1 AND sender = $2)"""
+ERASE_MESSAGES = f"""UPDATE messages SET {_BLANK}, erased_at = $3
+WHERE channel = $1 AND sender = $2"""
+ERASE_SENDER = "DELETE FROM senders WHERE channel = $1 AND sender = $2"
+EXPORT_ITEMS = f"{ITEM} WHERE m.channel = $1 AND m.sender = $2 ORDER BY m.received_at, m.id"
+EXPORT_REPLIES = """SELECT r.message_id, r.kind, r.template, r.text, r.author, r.created_at
+FROM replies r JOIN messages m ON m.id = r.message_id
+WHERE m.channel = $1 AND m.sender = $2 ORDER BY r.id"""
+EXPORT_SENDER = """SELECT last_ack_at, last_ack_template, opted_out FROM senders
+WHERE channel = $1 AND sender = $2"""
+
+# Jobs: $1 name, $2 holder, $3 lease until, $4 now, $5 due if last finished at or before this.
+JOB_ROW = "INSERT INTO jobs (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"
+JOB_DUE = """name = $1 AND (lease_until IS NULL OR lease_until <= $4)
+    AND (last_finished_at IS NULL OR last_finished_at <= $5)"""
+JOB_CLAIM = "UPDATE jobs SET holder = $2, lease_until = $3, last_started_at = $4 WHERE {where}"
+JOB_FINISH = """UPDATE jobs SET holder = NULL, lease_until = NULL, last_finished_at = $3
+WHERE name = $1 AND holder = $2"""
+JOB_RELEASE = "UPDATE jobs SET holder = NULL, lease_until = NULL WHERE holder = $1"
+OPT_OUT = """INSERT INTO senders (channel, sender, opted_out) VALUES ($1, $2, $3)
+ON CONFLICT (channel, sender) DO UPDATE SET opted_out = excluded.opted_out"""

@@ -17,13 +17,22 @@ import queue
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 from bot.errors import HoldingReplyError, StoreError
-from bot.models import Decision, Ingested, Message, QueueItem, SenderState, reference_for
+from bot.models import (
+    Decision,
+    Ingested,
+    Message,
+    PersonalData,
+    QueueItem,
+    SenderState,
+    StoredReply,
+    reference_for,
+)
 from bot.store import NotFound, queries
 
 T = TypeVar("T")
@@ -517,3 +526,67 @@ class SQLiteStore:
             return {"open": open_, "done": done, "replies": replies}
 
         return await self._read(run)
+
+    async def set_opted_out(self, channel: str, sender: str, opted_out: bool) -> None:
+        params = (channel, sender, int(opted_out))
+        await self._write(lambda conn: conn.execute(_q(queries.OPT_OUT), params))
+
+    # Data protection.
+
+    async def purge(self, before: datetime, at: datetime) -> int:
+        cutoff, now = to_text(before), to_text(at)
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute(_q(queries.PURGE_REPLIES), (cutoff,))
+            count = conn.execute(_q(queries.PURGE_MESSAGES), (cutoff, now)).rowcount
+            conn.execute(_q(queries.PURGE_SENDERS), (cutoff,))
+            return int(count)
+
+        return await self._write(run)
+
+    async def erase(self, channel: str, sender: str, at: datetime) -> int:
+        now = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute(_q(queries.ERASE_REPLIES), (channel, sender))
+            count = conn.execute(_q(queries.ERASE_MESSAGES), (channel, sender, now)).rowcount
+            conn.execute(_q(queries.ERASE_SENDER), (channel, sender))
+            return int(count)
+
+        return await self._write(run)
+
+    async def export(self, channel: str, sender: str) -> PersonalData:
+        def run(conn: sqlite3.Connection) -> PersonalData:
+            key = (channel, sender)
+            items = [_item(r) for r in conn.execute(_q(queries.EXPORT_ITEMS), key)]
+            replies = [
+                StoredReply(row[0], row[1], row[2], row[3], row[4], from_text(row[5]))
+                for row in conn.execute(_q(queries.EXPORT_REPLIES), key)
+            ]
+            row = conn.execute(_q(queries.EXPORT_SENDER), key).fetchone()
+            state = None if row is None else SenderState(from_text(row[0]), row[1], bool(row[2]))
+            return PersonalData(channel, sender, state, items, replies)
+
+        return await self._read(run)
+
+    # Jobs that must run once, however many processes share the database.
+
+    async def claim_job(
+        self, name: str, holder: str, at: datetime, every: timedelta, lease: timedelta
+    ) -> bool:
+        params = (name, holder, to_text(at + lease), to_text(at), to_text(at - every))
+        claim = _q(queries.JOB_CLAIM.format(where=queries.JOB_DUE))
+
+        def run(conn: sqlite3.Connection) -> bool:
+            # Inside BEGIN IMMEDIATE: no other process can claim between the check and the write.
+            conn.execute(_q(queries.JOB_ROW), (name,))
+            return bool(conn.execute(claim, params).rowcount)
+
+        return await self._write(run)
+
+    async def finish_job(self, name: str, holder: str, at: datetime) -> None:
+        params = (name, holder, to_text(at))
+        await self._write(lambda conn: conn.execute(_q(queries.JOB_FINISH), params))
+
+    async def release_jobs(self, holder: str) -> None:
+        await self._write(lambda conn: conn.execute(_q(queries.JOB_RELEASE), (holder,)))

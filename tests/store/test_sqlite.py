@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from bot.errors import HoldingReplyError, StoreError
 from bot.store import open_store
 from bot.store.sqlite import SQLiteStore, from_text, to_text
+from tests.conftest import ROOT
 
-from .test_store_contract import Boom, Decider, explode, message
+from .test_store_contract import NOW, Boom, Decider, explode, message
 
 
 def tables(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -32,7 +33,7 @@ async def test_the_database_is_in_wal_mode_with_migrations_recorded_once(tmp_pat
         pass
 
     rows = tables(path, "SELECT version, applied_at FROM schema_migrations")
-    assert [version for version, _ in rows] == [1]
+    assert [version for version, _ in rows] == [1, 2]
     applied_at = from_text(str(rows[0][1]))
     assert datetime.now(UTC) - applied_at < timedelta(minutes=1)
     names = {name for (name,) in tables(path, "SELECT name FROM sqlite_master")}
@@ -46,7 +47,7 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> Non
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00.000000Z')")
 
-    with pytest.raises(StoreError, match=r"schema version 99.*knows versions up to 1") as raised:
+    with pytest.raises(StoreError, match=r"schema version 99.*knows versions up to 2") as raised:
         async with SQLiteStore(path):
             pass
     assert str(path) in str(raised.value)
@@ -215,3 +216,26 @@ def test_database_url_options_are_checked(tmp_path: Path, query: str, says: str)
 
     with pytest.raises(HoldingReplyError, match=says):
         open_store(f"sqlite:///{tmp_path}/q.sqlite3{query}")
+
+
+async def test_a_database_made_by_the_first_version_is_migrated_with_its_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    first = (ROOT / "bot/store/migrations/sqlite/0001_initial.sql").read_text(encoding="utf-8")
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(first)
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
+        conn.execute("INSERT INTO schema_migrations VALUES (1, '2026-01-01T00:00:00.000000Z')")
+        conn.execute(
+            "INSERT INTO messages (id, reference, channel, platform_id, sender, text, received_at,"
+            " staffed, language) VALUES (1, 'AAAA-AAAA', 'web', 'm1', 'alice', 'my bin',"
+            " '2026-01-02T09:00:00.000000Z', 1, 'en')"
+        )
+    async with SQLiteStore(path) as store:
+        assert store.applied == ["0002_retention_and_jobs.sql"]
+        kept = await store.get("AAAA-AAAA")
+        assert kept is not None and (kept.sender, kept.text) == ("alice", "my bin")
+        assert await store.erase("web", "alice", NOW) == 1
