@@ -60,6 +60,20 @@ def test_procfile_migrates_in_the_release_phase_and_serves_on_port() -> None:
     assert "web: python -m bot serve" in lines
 
 
+def test_the_app_manifest_asks_for_postgresql_and_explains_its_variables() -> None:
+    from tests.test_docs import environment_variables
+
+    manifest = json.loads((ROOT / "app.json").read_text(encoding="utf-8"))
+    assert any(a["plan"].startswith("heroku-postgresql") for a in manifest["addons"])
+    assert manifest["formation"]["web"]["quantity"] >= 1
+    # The platform sets PORT and the add-on sets DATABASE_URL; the rest are offered here.
+    assert set(manifest["env"]) == environment_variables() - {"PORT", "DATABASE_URL"}
+    assert all(v["description"] for v in manifest["env"].values())
+    assert (ROOT / ".python-version").read_text(encoding="utf-8").strip() == "3.11"
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["."]
+
+
 def test_migrate_applies_the_schema_once(database: str, tmp_path: Path) -> None:
     env = {"DATABASE_URL": database}
     first = run("migrate", env=env, cwd=tmp_path)
