@@ -9,6 +9,7 @@ pinned to the second core while the server under test is pinned to the first. Pr
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -135,11 +136,46 @@ def serve(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def run_server(kind: str, seconds: int, synchronous: str) -> dict[str, float]:
+def postgres_schema(server: str, schema: str, create: bool) -> None:
+    """Create or drop the benchmark's own schema on the PostgreSQL server."""
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(server.partition("?")[0], timeout=5)
+        try:
+            if create:
+                await conn.execute(f"CREATE SCHEMA {schema}")
+            else:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def burst(port: int, count: int = 10_000, connections: int = 500) -> dict[str, float]:
+    out = subprocess.run(
+        ["taskset", "-c", "1", sys.executable, str(ROOT / "bench" / "burst.py"), str(port),
+         str(count), str(connections)],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout  # fmt: skip
+    result: dict[str, float] = json.loads(out)
+    if result["ok"] != count:
+        raise RuntimeError(f"the burst got {result['ok']} answers 2xx of {count}")
+    return result
+
+
+def run_server(
+    kind: str, seconds: int, synchronous: str, postgres: str = "", load: str = "wrk"
+) -> dict[str, float]:
     port = free_port()
+    schema = f"bench_{os.getpid()}_{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        if kind == "holding-reply":
+        if kind in ("holding-reply", "holding-reply-pg"):
             url = f"sqlite:///{tmp}/bench.sqlite3?synchronous={synchronous.lower()}"
+            if kind == "holding-reply-pg":
+                postgres_schema(postgres, schema, create=True)
+                url = f"{postgres}{'&' if '?' in postgres else '?'}search_path={schema}"
             proc = serve(
                 [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
                 {"DATABASE_URL": url},
@@ -157,11 +193,13 @@ def run_server(kind: str, seconds: int, synchronous: str) -> dict[str, float]:
             )
         try:
             wait_for(port)
-            result = wrk(port, seconds)
+            result = wrk(port, seconds) if load == "wrk" else burst(port)
             result["rss_mb"] = peak_rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
+            if kind == "holding-reply-pg":
+                postgres_schema(postgres, schema, create=False)
     return result
 
 
@@ -173,11 +211,43 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--postgres",
+        default=os.environ.get("HOLDING_REPLY_TEST_POSTGRES") or "postgresql://127.0.0.1:5432/test",
+        help="a PostgreSQL server to measure on (a schema of its own is made and dropped)",
+    )
+    p.add_argument(
+        "--parts",
+        default="decisions,sqlite,postgres,burst",
+        help="what to measure, of: decisions, sqlite (with the floors), postgres, burst",
+    )
     args = p.parse_args()
+    parts = set(args.parts.split(","))
     if not shutil.which("wrk"):
         sys.exit("bench needs wrk as its load generator: apt-get install wrk")
 
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {sys.platform}")
+    if "decisions" in parts:
+        decisions()
+    kinds = []
+    if "sqlite" in parts:
+        kinds += [("holding-reply", "FULL"), ("floor", "FULL"), ("holding-reply", "NORMAL"),
+                  ("floor", "NORMAL")]  # fmt: skip
+    if "postgres" in parts:
+        kinds.append(("holding-reply-pg", "-"))
+    if kinds:
+        end_to_end(kinds, args.seconds, args.rounds, args.postgres)
+    if "burst" in parts:
+        print("A burst of 10,000 messages over 500 connections, peak RSS of the server:")
+        for kind, sync in (("holding-reply", "FULL"), ("holding-reply-pg", "-")):
+            result = run_server(kind, 0, sync, args.postgres, load="burst")
+            print(
+                f"  {kind:<20} {result['sent'] / result['seconds']:>8,.0f} msg/s   "
+                f"peak RSS {result['rss_mb']:5.1f} MB"
+            )
+
+
+def decisions() -> None:
     for label, kind in (
         ("whole corpus", None),
         ("routine only", False),
@@ -186,13 +256,13 @@ def main() -> None:
         rates = [decisions_per_second(2.0, kind) for _ in range(5)]
         print(f"decisions/s, {label} (one core, median of 5): {statistics.median(rates):,.0f}")
 
-    kinds = [("holding-reply", "FULL"), ("floor", "FULL"), ("holding-reply", "NORMAL"),
-             ("floor", "NORMAL")]  # fmt: skip
+
+def end_to_end(kinds: list[tuple[str, str]], seconds: int, rounds: int, postgres: str) -> None:
     rows: dict[str, list[dict[str, float]]] = {f"{k}-{sync}": [] for k, sync in kinds}
-    for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits all alike
+    for _ in range(rounds):  # interleaved, so drift on a shared machine hits all alike
         for kind, sync in kinds:
-            rows[f"{kind}-{sync}"].append(run_server(kind, args.seconds, sync))
-    print(f"POST /api/messages, 50 connections, {args.seconds}s x {args.rounds} rounds, medians:")
+            rows[f"{kind}-{sync}"].append(run_server(kind, seconds, sync, postgres))
+    print(f"POST /api/messages, 50 connections, {seconds}s x {rounds} rounds, medians:")
     for name, result in rows.items():
         rps, p50, p99 = (median(result, key) for key in ("rps", "p50", "p99"))
         rss = max(r["rss_mb"] for r in result)
@@ -200,6 +270,8 @@ def main() -> None:
             f"  {name:<20} {rps:>8,.0f} msg/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   "
             f"peak RSS {rss:5.1f} MB"
         )
+    if "floor-FULL" not in rows:
+        return
     for sync in ("FULL", "NORMAL"):
         ours, floor = (median(rows[f"{k}-{sync}"], "rps") for k in ("holding-reply", "floor"))
         print(f"  ratio holding-reply / floor, both synchronous={sync}: {ours / floor:.2f}")

@@ -1,9 +1,9 @@
 """The PostgreSQL store: the production queue, shared safely by several processes.
 
 Every call takes a connection from a small asyncpg pool for one transaction. Two processes may
-receive messages from the same sender at once, so ingest holds a transaction-scoped advisory
-lock on (channel, sender): the cooldown is read and written by one of them at a time, and a
-redelivered message finds the first delivery stored. When the database goes away, calls raise
+receive messages from the same sender at once, so ingest locks the sender's row first: the
+cooldown is read and written by one of them at a time, and a redelivered message (which has the
+same sender) finds the first delivery stored. When the database goes away, calls raise
 StoreError (the web channel answers 503); the pool reconnects by itself when it comes back.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -37,16 +36,24 @@ T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 log = logging.getLogger(__name__)
 
-# pg_advisory_lock keys: one for migrations; senders' keys are hashes (see _sender_key).
+# The pg_advisory_lock key that makes migrations take turns.
 MIGRATION_LOCK = 0x486F6C64  # "Hold"
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations
     (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"""
 _MIGRATED = "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())"
-_BEFORE_INGEST = """SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
-    s.last_ack_at, s.last_ack_template, s.opted_out
-FROM (SELECT 1) AS one LEFT JOIN senders s ON s.channel = $1 AND s.sender = $3"""
+# One round trip before the decision. The upsert takes the sender's row lock (so a second
+# process handling the same sender waits here) and RETURNING gives the row as it is once the lock
+# is held, so the cooldown is never read stale. The duplicate check may miss a delivery committed
+# while we waited; the insert's ON CONFLICT catches that.
+_BEFORE_INGEST = """WITH s AS (
+    INSERT INTO senders (channel, sender) VALUES ($1, $3)
+    ON CONFLICT (channel, sender) DO UPDATE SET sender = excluded.sender
+    RETURNING last_ack_at, last_ack_template, opted_out)
+SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
+    nextval('messages_id_seq'), s.last_ack_at, s.last_ack_template, s.opted_out
+FROM s"""
 # The message, its automatic reply and the sender's last acknowledgement in one round trip.
-# ON CONFLICT DO NOTHING: a row already there (a race the advisory lock should prevent) makes
+# ON CONFLICT DO NOTHING: a delivery committed while this one waited for the sender makes
 # the statement write nothing and return no id.
 _INSERT = f"""WITH m AS ({queries.INSERT_MESSAGE}
     ON CONFLICT (channel, platform_id) DO NOTHING RETURNING id),
@@ -69,12 +76,6 @@ _UNAVAILABLE = (
     asyncpg.InternalClientError,  # seen when the server ends a connection mid-statement
     asyncpg.PostgresError,
 )
-
-
-def _sender_key(channel: str, sender: str) -> int:
-    """A signed 64-bit advisory lock key for one sender on one channel."""
-    digest = hashlib.blake2b(f"{channel}\x00{sender}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def _aware(at: datetime | None) -> datetime | None:
@@ -230,16 +231,12 @@ class PostgresStore:
         _aware(message.received_at)  # a naive datetime fails here, before any work
 
         async def run(conn: Conn) -> Ingested:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock($1)", _sender_key(message.channel, message.sender)
-            )
-            existing, last_ack_at, last_template, opted_out = _row(
+            existing, item_id, last_ack_at, last_template, opted_out = _row(
                 await conn.fetchrow(
                     _BEFORE_INGEST, message.channel, message.platform_id, message.sender
                 )
             )
             if existing is None:
-                item_id = await conn.fetchval("SELECT nextval('messages_id_seq')")
                 reference = reference_for(item_id)
                 state = SenderState(last_ack_at, last_template, bool(opted_out))
                 d = decide(state, reference)
