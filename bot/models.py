@@ -119,3 +119,35 @@ class PersonalData:
     state: SenderState | None  # None when nothing is remembered about the sender
     items: list[QueueItem]
     replies: list[StoredReply]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A reply or alert to send through a channel: what goes into the outbox."""
+
+    channel: str
+    recipient: str  # the platform's id for whom it goes to: a chat, a user, a group
+    kind: str  # "auto", "human" or "alert"
+    text: str
+    message_id: int | None = None  # the message it answers, if any
+    priority: int = 0  # 1 for emergencies: sent before everything else
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One row of the outbox, as a sender loop or the team sees it."""
+
+    id: int
+    message_id: int | None
+    channel: str
+    recipient: str
+    kind: str
+    text: str
+    priority: int
+    state: str  # "pending", "sent" or "dead" (given up: the team must act)
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    platform_message_id: str | None
+    created_at: datetime
+    sent_at: datetime | None

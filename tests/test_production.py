@@ -79,7 +79,8 @@ def test_migrate_applies_the_schema_once(database: str, tmp_path: Path) -> None:
     first = run("migrate", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "applied 0001_initial.sql\napplied 0002_retention_and_jobs.sql\n" in first.stdout
-    assert "up to date (version 2)" in first.stdout
+    assert "applied 0003_outbox.sql\n" in first.stdout
+    assert "up to date (version 3)" in first.stdout
     again = run("migrate", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "applied" not in again.stdout

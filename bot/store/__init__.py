@@ -13,7 +13,16 @@ from typing import Protocol, Self
 from urllib.parse import parse_qsl, urlencode
 
 from bot.errors import HoldingReplyError
-from bot.models import Decision, Ingested, Message, PersonalData, QueueItem, SenderState
+from bot.models import (
+    Decision,
+    Delivery,
+    Ingested,
+    Message,
+    Outgoing,
+    PersonalData,
+    QueueItem,
+    SenderState,
+)
 
 __all__ = ["NotFound", "Store", "open_store", "redact"]
 
@@ -122,6 +131,33 @@ class Store(Protocol):
     async def release_jobs(self, holder: str) -> None:
         """Give up every lease `holder` has (on shutdown), so the work can be taken at once."""
         ...
+
+    # The outbox: replies and alerts to send, each claimed by one sender at a time.
+
+    async def enqueue(self, outgoing: Outgoing, at: datetime) -> Delivery: ...
+
+    async def claim_deliveries(
+        self, holder: str, at: datetime, lease: timedelta, limit: int = 10
+    ) -> list[Delivery]:
+        """Up to `limit` due deliveries, emergencies first, leased to `holder` until at + lease.
+
+        Rows another process holds are skipped, not waited for; rows whose lease ran out (their
+        holder died) are due again. Each claim counts as an attempt."""
+        ...
+
+    async def delivered(
+        self, delivery_id: int, at: datetime, platform_message_id: str | None
+    ) -> bool: ...
+
+    async def retry_later(self, delivery_id: int, holder: str, error: str, at: datetime) -> bool:
+        """Release the lease and try again at `at`; False if `holder` no longer holds it."""
+        ...
+
+    async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
+        """A permanent failure: the delivery is dead, for the team to see and act on."""
+        ...
+
+    async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]: ...
 
 
 _ACCEPTED = (

@@ -22,8 +22,10 @@ import asyncpg
 from bot.errors import StoreError
 from bot.models import (
     Decision,
+    Delivery,
     Ingested,
     Message,
+    Outgoing,
     PersonalData,
     QueueItem,
     SenderState,
@@ -67,6 +69,10 @@ SELECT id FROM m"""
 # Rows another process has locked are skipped, not waited for: it is claiming the job now.
 _CLAIM_JOB = queries.JOB_CLAIM.format(
     where=f"name = (SELECT name FROM jobs WHERE {queries.JOB_DUE} FOR UPDATE SKIP LOCKED)"
+)
+# Rows another sender has claimed are skipped, not waited for.
+_CLAIM_DELIVERIES = queries.CLAIM_DELIVERIES.format(
+    due=queries.DUE_DELIVERIES + " FOR UPDATE SKIP LOCKED", columns=queries.DELIVERY
 )
 # Failures that mean "the database is not there right now", as opposed to a bug in a query.
 _UNAVAILABLE = (
@@ -415,3 +421,53 @@ class PostgresStore:
 
     async def release_jobs(self, holder: str) -> None:
         await self._run("write to", lambda conn: conn.execute(queries.JOB_RELEASE, holder))
+
+    # The outbox.
+
+    async def enqueue(self, outgoing: Outgoing, at: datetime) -> Delivery:
+        _aware(at)
+        o = outgoing
+        params = (o.message_id, o.channel, o.recipient, o.kind, o.text, o.priority, at)
+
+        async def run(conn: Conn) -> Delivery:
+            return Delivery(*_row(await conn.fetchrow(queries.ENQUEUE, *params)))
+
+        return await self._run("write to", run)
+
+    async def claim_deliveries(
+        self, holder: str, at: datetime, lease: timedelta, limit: int = 10
+    ) -> list[Delivery]:
+        _aware(at)
+
+        async def run(conn: Conn) -> list[Delivery]:
+            rows = await conn.fetch(_CLAIM_DELIVERIES, holder, at, at + lease, limit)
+            found = [Delivery(*r) for r in rows]
+            return sorted(found, key=lambda d: (-d.priority, d.next_attempt_at, d.id))
+
+        return await self._run("write to", run)
+
+    async def _changed(self, sql: str, *params: Any) -> bool:
+        async def run(conn: Conn) -> bool:
+            status = await conn.execute(sql, *params)
+            return bool(status != "UPDATE 0")
+
+        return await self._run("write to", run)
+
+    async def delivered(
+        self, delivery_id: int, at: datetime, platform_message_id: str | None
+    ) -> bool:
+        _aware(at)
+        return await self._changed(queries.DELIVERED, delivery_id, at, platform_message_id)
+
+    async def retry_later(self, delivery_id: int, holder: str, error: str, at: datetime) -> bool:
+        _aware(at)
+        return await self._changed(queries.RETRY_LATER, delivery_id, holder, error, at)
+
+    async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
+        return await self._changed(queries.GIVE_UP, delivery_id, holder, error)
+
+    async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]:
+        async def run(conn: Conn) -> list[Delivery]:
+            return [Delivery(*r) for r in await conn.fetch(queries.DELIVERIES, state, limit)]
+
+        return await self._run("read from", run)

@@ -120,3 +120,25 @@ WHERE name = $1 AND holder = $2"""
 JOB_RELEASE = "UPDATE jobs SET holder = NULL, lease_until = NULL WHERE holder = $1"
 OPT_OUT = """INSERT INTO senders (channel, sender, opted_out) VALUES ($1, $2, $3)
 ON CONFLICT (channel, sender) DO UPDATE SET opted_out = excluded.opted_out"""
+
+# The outbox. Claiming: $1 holder, $2 now, $3 lease until, $4 how many.
+DELIVERY = """id, message_id, channel, recipient, kind, text, priority, state, attempts,
+    next_attempt_at, last_error, platform_message_id, created_at, sent_at"""
+ENQUEUE = f"""INSERT INTO outbox (message_id, channel, recipient, kind, text, priority,
+    next_attempt_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {DELIVERY}"""
+DUE_DELIVERIES = """SELECT id FROM outbox
+WHERE state = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+ORDER BY priority DESC, next_attempt_at, id LIMIT $4"""
+CLAIM_DELIVERIES = """UPDATE outbox SET holder = $1, lease_until = $3, attempts = attempts + 1
+WHERE id IN ({due}) RETURNING {columns}"""
+# A send that happened is recorded whoever holds the row now; the others need the lease.
+DELIVERED = """UPDATE outbox SET state = 'sent', sent_at = $2, platform_message_id = $3,
+    holder = NULL, lease_until = NULL, last_error = NULL
+WHERE id = $1 AND state = 'pending'"""
+RETRY_LATER = """UPDATE outbox SET next_attempt_at = $4, last_error = $3, holder = NULL,
+    lease_until = NULL
+WHERE id = $1 AND holder = $2 AND state = 'pending'"""
+GIVE_UP = """UPDATE outbox SET state = 'dead', last_error = $3, holder = NULL, lease_until = NULL
+WHERE id = $1 AND holder = $2 AND state = 'pending'"""
+DELIVERIES = f"SELECT {DELIVERY} FROM outbox WHERE state = $1 ORDER BY id LIMIT $2"

@@ -25,8 +25,10 @@ from typing import Any, Self, TypeVar, overload
 from bot.errors import HoldingReplyError, StoreError
 from bot.models import (
     Decision,
+    Delivery,
     Ingested,
     Message,
+    Outgoing,
     PersonalData,
     QueueItem,
     SenderState,
@@ -105,6 +107,30 @@ def _item(row: Sequence[Any]) -> QueueItem:
         done_by=row[17],
         first_human_reply_at=from_text(row[18]),
     )
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        id=row[0],
+        message_id=row[1],
+        channel=row[2],
+        recipient=row[3],
+        kind=row[4],
+        text=row[5],
+        priority=row[6],
+        state=row[7],
+        attempts=row[8],
+        next_attempt_at=datetime.fromisoformat(row[9]),
+        last_error=row[10],
+        platform_message_id=row[11],
+        created_at=datetime.fromisoformat(row[12]),
+        sent_at=from_text(row[13]),
+    )
+
+
+_CLAIM_DELIVERIES = _q(
+    queries.CLAIM_DELIVERIES.format(due=queries.DUE_DELIVERIES, columns=queries.DELIVERY)
+)
 
 
 def _get(conn: sqlite3.Connection, reference: str) -> QueueItem | None:
@@ -590,3 +616,46 @@ class SQLiteStore:
 
     async def release_jobs(self, holder: str) -> None:
         await self._write(lambda conn: conn.execute(_q(queries.JOB_RELEASE), (holder,)))
+
+    # The outbox.
+
+    async def enqueue(self, outgoing: Outgoing, at: datetime) -> Delivery:
+        o = outgoing
+        params = (o.message_id, o.channel, o.recipient, o.kind, o.text, o.priority, to_text(at))
+        return await self._write(
+            lambda conn: _delivery(conn.execute(_q(queries.ENQUEUE), params).fetchone())
+        )
+
+    async def claim_deliveries(
+        self, holder: str, at: datetime, lease: timedelta, limit: int = 10
+    ) -> list[Delivery]:
+        params = (holder, to_text(at), to_text(at + lease), limit)
+
+        def run(conn: sqlite3.Connection) -> list[Delivery]:
+            # Inside BEGIN IMMEDIATE: no other process can claim between the choice and the write.
+            rows = [_delivery(r) for r in conn.execute(_CLAIM_DELIVERIES, params)]
+            return sorted(rows, key=lambda d: (-d.priority, d.next_attempt_at, d.id))
+
+        return await self._write(run)
+
+    async def _changed(self, sql: str, params: tuple[Any, ...]) -> bool:
+        return bool(await self._write(lambda conn: conn.execute(_q(sql), params).rowcount))
+
+    async def delivered(
+        self, delivery_id: int, at: datetime, platform_message_id: str | None
+    ) -> bool:
+        return await self._changed(
+            queries.DELIVERED, (delivery_id, to_text(at), platform_message_id)
+        )
+
+    async def retry_later(self, delivery_id: int, holder: str, error: str, at: datetime) -> bool:
+        return await self._changed(queries.RETRY_LATER, (delivery_id, holder, error, to_text(at)))
+
+    async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
+        return await self._changed(queries.GIVE_UP, (delivery_id, holder, error))
+
+    async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]:
+        sql = _q(queries.DELIVERIES)
+        return await self._read(
+            lambda conn: [_delivery(r) for r in conn.execute(sql, (state, limit))]
+        )

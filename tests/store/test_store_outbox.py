@@ -1,0 +1,95 @@
+"""The outbox on every database: claimed by one sender at a time, emergencies first, leases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.models import Outgoing
+from bot.store import Store
+
+from .test_store_contract import NOW
+
+MINUTE = timedelta(minutes=1)
+
+
+def reply(n: int, priority: int = 0) -> Outgoing:
+    return Outgoing("telegram", f"chat-{n}", "auto", f"Thank you ({n})", priority=priority)
+
+
+async def test_enqueued_deliveries_are_claimed_emergencies_first(store: Store) -> None:
+    routine = [await store.enqueue(reply(i), NOW + i * MINUTE) for i in range(3)]
+    urgent = await store.enqueue(reply(9, priority=1), NOW + 5 * MINUTE)
+    assert (routine[0].state, routine[0].attempts, routine[0].sent_at) == ("pending", 0, None)
+    assert routine[0].created_at == routine[0].next_attempt_at == NOW
+
+    claimed = await store.claim_deliveries("a", NOW + 10 * MINUTE, MINUTE, limit=3)
+
+    assert [d.id for d in claimed] == [urgent.id, routine[0].id, routine[1].id]
+    assert all(d.attempts == 1 for d in claimed)
+    assert [d.id for d in await store.claim_deliveries("b", NOW + 10 * MINUTE, MINUTE)] == [
+        routine[2].id
+    ]
+    # Not yet due: enqueued for later than now.
+    assert await store.claim_deliveries("c", NOW - MINUTE, MINUTE) == []
+
+
+async def test_a_sent_delivery_is_never_claimed_again(store: Store) -> None:
+    d = await store.enqueue(reply(1), NOW)
+    [claimed] = await store.claim_deliveries("a", NOW, MINUTE)
+    assert await store.delivered(claimed.id, NOW + MINUTE, "tg-555")
+    assert not await store.delivered(claimed.id, NOW + MINUTE, "tg-555")  # once
+
+    assert await store.claim_deliveries("b", NOW + 60 * MINUTE, MINUTE) == []
+    [sent] = await store.deliveries("sent")
+    assert (sent.id, sent.platform_message_id, sent.sent_at) == (d.id, "tg-555", NOW + MINUTE)
+
+
+async def test_a_killed_senders_lease_runs_out_and_another_sends(store: Store) -> None:
+    await store.enqueue(reply(1), NOW)
+    [first] = await store.claim_deliveries("a", NOW, 5 * MINUTE)
+    # "a" is killed mid-send: nobody else may take the row until the lease runs out.
+    assert await store.claim_deliveries("b", NOW + 4 * MINUTE, 5 * MINUTE) == []
+    [again] = await store.claim_deliveries("b", NOW + 5 * MINUTE, 5 * MINUTE)
+    assert (again.id, again.attempts) == (first.id, 2)
+    # "a" comes back from the dead: it no longer holds the row, so it cannot reschedule it.
+    assert not await store.retry_later(first.id, "a", "timed out", NOW + 6 * MINUTE)
+
+
+async def test_retries_wait_their_turn_and_permanent_failures_are_dead_letters(
+    store: Store,
+) -> None:
+    flaky = await store.enqueue(reply(1), NOW)
+    blocked = await store.enqueue(reply(2), NOW)
+    claimed = await store.claim_deliveries("a", NOW, MINUTE)
+    assert {d.id for d in claimed} == {flaky.id, blocked.id}
+
+    assert await store.retry_later(flaky.id, "a", "HTTP 429: retry after 30", NOW + 30 * MINUTE)
+    assert await store.give_up(blocked.id, "a", "Forbidden: bot was blocked by the user")
+
+    assert await store.claim_deliveries("b", NOW + 29 * MINUTE, MINUTE) == []
+    [retried] = await store.claim_deliveries("b", NOW + 30 * MINUTE, MINUTE)
+    assert (retried.id, retried.attempts, retried.last_error) == (
+        flaky.id,
+        2,
+        "HTTP 429: retry after 30",
+    )
+    [dead] = await store.deliveries("dead")
+    assert (dead.id, dead.last_error) == (blocked.id, "Forbidden: bot was blocked by the user")
+
+
+async def test_two_processes_claiming_at_once_never_claim_the_same_delivery(
+    store: Store, make_store: Callable[[], Store]
+) -> None:
+    for i in range(200):
+        await store.enqueue(reply(i, priority=int(i % 7 == 0)), NOW)
+    async with make_store() as other:  # a second pool, as a second dyno has
+        claims = await asyncio.gather(
+            *(
+                (store if n % 2 else other).claim_deliveries(f"sender-{n}", NOW, MINUTE, limit=7)
+                for n in range(40)
+            )
+        )
+    ids = [d.id for batch in claims for d in batch]
+    assert len(ids) == len(set(ids)) == 200  # every delivery claimed, none twice
