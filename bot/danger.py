@@ -273,14 +273,25 @@ def _vetoed(p: Layout, i: int, cue: tuple[str, ...], end: int, iffy: bool) -> bo
     return end < len(words) and p.stems[end] in TOPIC  # "fire safety", "smoke alarm"
 
 
+def _needed(prepared: Prepared) -> bool:
+    """Whether the message has every word of some cue that can decide (most messages have not)."""
+    keys = prepared.keys
+    found = _KEYS.intersection(keys)
+    if found:
+        every = prepared.every
+        for key in found:
+            for words, little in _NEEDS[key]:
+                if words <= keys and little <= every:
+                    return True
+    return False
+
+
 def danger(prepared: Prepared) -> tuple[str, str] | None:
     """(emergency name as in rules.toml, the words that made it one), or None.
 
     For a message no [[emergency]] phrase matched; cheap when the message has no danger word.
     """
-    keys = prepared.keys
-    needs = [little for key in _KEYS & keys for words, little in _NEEDS[key] if words <= keys]
-    if not needs or not any(little <= prepared.every for little in needs):
+    if not _needed(prepared):
         return None
     p = prepared.marked
     if p.calm:

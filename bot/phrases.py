@@ -215,14 +215,15 @@ class PhraseSet:
     def _first(self, candidates: Sequence[int], prepared: Prepared) -> str | None:
         """The first of these phrases (indices, in order) that the message matches, or None."""
         blocked: list[tuple[int, int]] | None = None
-        emergency, unless = self._emergency, self._unless
+        emergency, unless, phrases = self._emergency, self._unless, self._phrases
+        layout: Layout | None = None
         for idx in candidates:
-            phrase = self._phrases[idx]
+            phrase = phrases[idx]
             if phrase.rest and any(map(prepared.every.isdisjoint, phrase.rest)):
                 continue
             if phrase.simple and not emergency and not unless:
                 return phrase.text
-            p = prepared.layout
+            p = layout = layout or prepared.layout
             if emergency:  # marking figures of speech only ever takes matches away
                 found = _occurrences(phrase.words, p)
                 if not found:
@@ -238,7 +239,7 @@ class PhraseSet:
             for occ in found:
                 if blocked is None:
                     blocked = unless._spans(prepared) if unless else []
-                if any(_near(occ, span, p.clauses) for span in blocked):
+                if blocked and any(_near(occ, span, p.clauses) for span in blocked):
                     continue
                 if not emergency or not _vetoed(phrase, occ, p):
                     return phrase.text
@@ -302,21 +303,29 @@ class PhraseGroup:
 
     def first(self, prepared: Prepared) -> tuple[int, str] | None:
         """(index of the first set that matches, the phrase as written), or None."""
-        hits = self._keys & prepared.keys
-        if not hits and not self._always:
-            return None
-        index, found = self._index, list(self._always)
+        found = list(self._always)
         every: frozenset[str] | None = None
-        for key in hits:
-            singles, seconds, pairs = index[key]
+        seen: list[_Entry] = []  # a word's keys ("stab", "=stab") often lead to one entry
+        for entry in filter(None, map(self._index.get, prepared.keys)):  # one look-up a key
+            if entry in seen:
+                continue
+            seen.append(entry)
+            singles, seconds, pairs = entry
             found += singles
             if seconds:
                 if every is None:
                     every = prepared.every
                 for second in seconds.intersection(every):
                     found += pairs[second]
+        if not found:
+            return None
+        codes = sorted(set(found))
         shift, mask = self._shift, (1 << self._shift) - 1
-        for n, run in groupby(sorted(set(found)), lambda code: code >> shift):  # sets in order
+        n = codes[0] >> shift
+        if codes[-1] >> shift == n:  # most often, one set has them all
+            match = self._sets[n]._first([code & mask for code in codes], prepared)
+            return None if match is None else (n, match)
+        for n, run in groupby(codes, lambda code: code >> shift):  # sets in order
             match = self._sets[n]._first([code & mask for code in run], prepared)
             if match is not None:
                 return n, match
@@ -358,6 +367,7 @@ def _occurrences(words: Sequence[_Word], p: Layout, gap: int = MAX_GAP) -> list[
         else:
             return []
     places: list[list[int]] = []
+    once = True  # every word at one place: at most one way
     for w, (seq, hit) in zip(words, hits, strict=True):
         if w.prefix:
             found = [i for i, x in enumerate(spelt) if x.startswith(w.prefix) and x[0].isalnum()]
@@ -371,7 +381,15 @@ def _occurrences(words: Sequence[_Word], p: Layout, gap: int = MAX_GAP) -> list[
             found = [i for i in found if spelt[i] in w.spelt or spelt[i].endswith(("ed", "ing"))]
         if not found:
             return []
+        once = once and len(found) == 1
         places.append(found)
+    if once:
+        last = places[0][0]
+        for (i,) in places[1:]:
+            if not (last < i <= last + gap + 1 and clauses[i] == clauses[last]):
+                return []
+            last = i
+        return [tuple([found[0] for found in places])]
     out: list[tuple[int, ...]] = [(i,) for i in places[0]]
     for later in places[1:]:  # extend each partial occurrence by the next word
         out = [

@@ -74,6 +74,9 @@ class Responses:
         )
         self.env.filters.update(self._filters())
         self._cache: dict[tuple[str, str, str], jinja2.Template] = {}
+        # for render: each template with its globals as a plain dict, which a new context
+        # copies the keys of far faster than the ChainMap the template holds
+        self._ready: dict[tuple[str, str, str], tuple[jinja2.Template, dict[str, Any]]] = {}
 
     # --- filters: how templates say times -----------------------------------------------------
 
@@ -83,9 +86,20 @@ class Responses:
         def local(value: datetime | date) -> datetime | date:
             return value.astimezone(tz) if isinstance(value, datetime) else value
 
+        # The latest `now` and its local time: a reply's filters share one `now`. One slot,
+        # replaced whole, so threads sharing it at worst convert again.
+        latest: list[tuple[datetime | None, datetime | None]] = [(None, None)]
+
         def ctx(context: Any) -> tuple[datetime, str]:
-            now = context.get("now") or datetime.now(UTC)
-            return now.astimezone(tz), context.get("language", "en")
+            # context.get(key, default) without its three calls: the template's own variables
+            # first, then the ones it was rendered with
+            own, given = context.vars, context.parent
+            now = own.get("now", given.get("now")) or datetime.now(UTC)
+            seen, local_now = latest[0]
+            if seen is not now or local_now is None:
+                local_now = now.astimezone(tz)
+                latest[0] = (now, local_now)
+            return local_now, own.get("language", given.get("language", "en"))
 
         @jinja2.pass_context
         def when_(context: Any, value: datetime) -> str:
@@ -130,13 +144,19 @@ class Responses:
         return template
 
     def render(self, language: str, name: str, channel: str, context: dict[str, Any]) -> str:
-        template = self.find(language, name, channel)
-        # shared=True uses `context` as it is instead of copying it over the environment's
-        # globals: a third of the cost of a render. Templates have no use for those globals,
-        # and `check` renders through here too, so a template that tried would fail there.
-        return self.env.concat(
-            template.root_render_func(template.new_context(context, shared=True))
-        ).strip()
+        key = (language, name, channel)
+        ready = self._ready.get(key)
+        if ready is None:
+            template = self.find(language, name, channel)
+            ready = self._ready[key] = (template, dict(template.globals))
+        template, globals_ = ready
+        # What template.new_context(context, shared=True) makes, without two calls on the way:
+        # shared uses `context` as it is instead of copying it over the environment's globals,
+        # a third of the cost of a render. Templates have no use for those globals, and `check`
+        # renders through here too, so a template that tried would fail there.
+        env = self.env
+        run = env.context_class(env, context, template.name, template.blocks, globals_)
+        return env.concat(template.root_render_func(run)).strip()
 
     def names(self, language: str) -> set[str]:
         """Every template with a plain version (`<name>.txt`) for a language.

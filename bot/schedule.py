@@ -18,6 +18,10 @@ from bot.durations import Promise, TimeRange
 # How far ahead to look for staffed time before deciding there is none (a desk closed for
 # more than two years has no honest reply-by time to give).
 HORIZON_DAYS = 800
+# The first days of that walk, from yesterday on, are laid out once per date in one tuple: a
+# promise in working hours or days nearly always falls due within them.
+AHEAD_DAYS = 14
+_ONE_DAY = timedelta(days=1)
 
 
 class HolidayCalendar(Protocol):
@@ -84,6 +88,8 @@ class Schedule:
         self.special = dict(special or {})
         self._shifts: dict[date, tuple[Shift, ...]] = {}
         self._closed: dict[tuple[date, date, str], tuple[ClosedDay, ...]] = {}
+        self._ahead: dict[date, tuple[Shift, ...]] = {}
+        self._until: dict[tuple[date, datetime, timedelta, str], tuple[ClosedDay, ...]] = {}
         self.ever_staffed = any(self.weekly) or any(s.ranges for s in self.special.values())
 
     # --- laying ranges onto dates -------------------------------------------------------------
@@ -144,12 +150,23 @@ class Schedule:
 
     def shifts_from(self, at: datetime) -> Iterator[Shift]:
         """Every shift that has not ended by `at`, in order of start, up to the horizon."""
-        day = self.local_date(at) - timedelta(days=1)  # yesterday's overnight range may be open
-        for _ in range(HORIZON_DAYS):
+        day = self.local_date(at) - _ONE_DAY  # yesterday's overnight range may be open
+        ahead = self._ahead.get(day)
+        if ahead is None:
+            days = (self.shifts_on(day + timedelta(days=k)) for k in range(AHEAD_DAYS))
+            ahead = tuple(chain.from_iterable(days))
+            if len(self._ahead) > 1024:
+                self._ahead.clear()
+            self._ahead[day] = ahead
+        for shift in ahead:
+            if shift.end > at:
+                yield shift
+        day += timedelta(days=AHEAD_DAYS)
+        for _ in range(HORIZON_DAYS - AHEAD_DAYS):
             for shift in self.shifts_on(day):
                 if shift.end > at:
                     yield shift
-            day += timedelta(days=1)
+            day += _ONE_DAY
 
     # --- questions asked of the calendar -------------------------------------------------------
 
@@ -244,6 +261,21 @@ class Schedule:
                 total += finish - begin
                 cursor = finish
         return total
+
+    def closed_until(
+        self, at: datetime, opens_at: datetime, limit: timedelta, language: str = "en"
+    ) -> tuple[ClosedDay, ...]:
+        """closed_days_between the dates of `at` and `opens_at`, looking `limit` ahead at most."""
+        start = self.local_date(at)
+        key = (start, opens_at, limit, language)  # many messages share the next opening
+        found = self._until.get(key)
+        if found is None:
+            end = min(self.local_date(opens_at), start + limit)
+            found = self.closed_days_between(start, end, language)
+            if len(self._until) > 4096:
+                self._until.clear()
+            self._until[key] = found
+        return found
 
     def closed_days_between(
         self, start: date, end: date, language: str = "en"

@@ -6,9 +6,8 @@ It returns a value and does nothing else; the web channel and the store act on i
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot import when
 from bot.config import Category, Rules
@@ -31,8 +30,33 @@ NO_HISTORY = SenderState()
 REFERENCE_SLOT = f"\ue000{secrets.token_hex(4)}\ue000"
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+# A Decision's fields but held_back, in order.
+_Fields = tuple[
+    bool,
+    datetime | None,
+    datetime | None,
+    str | None,
+    str | None,
+    str | None,
+    str,
+    str | None,
+    str | None,
+    str | None,
+]
+
+
+def _firsts(closed: tuple[ClosedDay, ...]) -> tuple[ClosedDay | None, ClosedDay | None]:
+    """The first bank holiday and the first other closed day."""
+    holiday = closure = None
+    for day in closed:
+        if day.bank_holiday:
+            holiday = holiday or day
+        else:
+            closure = closure or day
+    return holiday, closure
+
+
+class Match(NamedTuple):  # a NamedTuple: made for most messages, and faster to make
     category: Category
     phrase: str
 
@@ -73,18 +97,24 @@ class Triage:
         self.rules = rules
         self.responses = responses
         self._hours: dict[tuple[int, str, bool], str] = {}
+        self._both_hours: dict[tuple[int, str], tuple[str, str]] = {}
         self.emergencies = Matcher(rules.emergencies)
         self.redirects = Matcher(rules.redirects)
         self.teams = Matcher(rules.teams)
-        self._plans: dict[tuple[str, str | None], tuple[Schedule, Promise]] = {}
+        self._plans: dict[tuple[str, str | None], tuple[Schedule, Promise, str]] = {}
 
     def plan(self, channel: str, team: str | None) -> tuple[Schedule, Promise]:
         """The schedule and promise that apply to a channel and team, worked out once."""
-        key = (channel, team)
-        found = self._plans.get(key)
+        schedule, promise, _ = self._plan(channel, team)
+        return schedule, promise
+
+    def _plan(self, channel: str, team: str | None) -> tuple[Schedule, Promise, str]:
+        """plan(), and the promise in words."""
+        found = self._plans.get((channel, team))
         if found is None:
-            found = (self.rules.schedule_for(channel, team), self.rules.promise_for(channel, team))
-            self._plans[key] = found
+            promise = self.rules.promise_for(channel, team)
+            found = (self.rules.schedule_for(channel, team), promise, str(promise))
+            self._plans[(channel, team)] = found
         return found
 
     def hours_text(self, schedule: Schedule, language: str, short: bool = False) -> str:
@@ -95,6 +125,17 @@ class Triage:
             self._hours[key] = text
         return text
 
+    def _hours_both(self, schedule: Schedule, language: str) -> tuple[str, str]:
+        """hours_text, long and short, in one look-up."""
+        key = (id(schedule), language)
+        both = self._both_hours.get(key)
+        if both is None:
+            both = self._both_hours[key] = (
+                self.hours_text(schedule, language),
+                self.hours_text(schedule, language, short=True),
+            )
+        return both
+
     def decide(
         self,
         message: Message,
@@ -104,7 +145,7 @@ class Triage:
     ) -> Decision:
         """Everything triage decides for one message, as one value."""
         at = now or message.received_at
-        return self.finish(self.draft(message, at), state, reference, at)
+        return self._finish(self._draft(message, at), state, reference, at)
 
     def draft(self, message: Message, now: datetime | None = None) -> Decision:
         """The decision before the store is asked about the sender: the reply is rendered with
@@ -113,8 +154,12 @@ class Triage:
         This is nearly all the work, and it runs before the write transaction; `finish`, which
         runs inside it, is only a comparison and a string replacement.
         """
+        return Decision(*self._draft(message, now or message.received_at))
+
+    def _draft(self, message: Message, at: datetime) -> _Fields:
+        """draft()'s fields, in order: decide() makes one Decision, not two (each costs more
+        than a tenth of what it takes to match a message)."""
         rules = self.rules
-        at = now or message.received_at
         prepared = prepare(message.text)
         emergency = self.emergencies.first(prepared) or self.emergencies.danger(prepared)
         redirect = self.redirects.first(prepared)
@@ -122,11 +167,13 @@ class Triage:
         team_name = team.category.name if team else None
         language = detect_language(message.text, rules.languages)
 
-        schedule, promise = self.plan(message.channel, team_name)
+        schedule, promise, _ = self._plan(message.channel, team_name)
         staffed, opens_at, reply_by = schedule.outlook(at, promise)
-        closed = self.closed_days(schedule, at, opens_at, language)
+        holiday, closure = _firsts(self.closed_days(schedule, at, opens_at, language))
 
-        template = self.template_for(emergency, redirect, team, staffed, closed, schedule, at)
+        template = self.template_for(
+            emergency, redirect, team, staffed, holiday, closure, schedule, at
+        )
         context = self.context(
             message,
             REFERENCE_SLOT,
@@ -135,46 +182,65 @@ class Triage:
             staffed,
             reply_by,
             opens_at,
-            closed,
+            holiday,
+            closure,
             emergency,
             redirect,
             team_name,
         )
         first = emergency or redirect or team
-        return Decision(
-            staffed=staffed,
-            reply_by=reply_by,
-            opens_at=opens_at,
-            emergency=emergency.category.name if emergency else None,
-            redirect=redirect.category.name if redirect else None,
-            team=team_name,
-            language=language,
-            template=template,
-            reply=self.render(template, message.channel, language, context, schedule),
-            matched=first.phrase if first else None,
+        reply = self.render(template, message.channel, language, context, schedule)
+        return (
+            staffed,
+            reply_by,
+            opens_at,
+            emergency.category.name if emergency else None,
+            redirect.category.name if redirect else None,
+            team_name,
+            language,
+            template,
+            reply,
+            first.phrase if first else None,
         )
 
     def finish(self, draft: Decision, state: SenderState, reference: str, at: datetime) -> Decision:
         """Apply what the store knows of the sender, and the message's reference."""
+        d = draft  # taken field by field: dataclasses.replace costs more than the rest of this
+        fields = (d.staffed, d.reply_by, d.opens_at, d.emergency, d.redirect, d.team, d.language,
+                  d.template, d.reply, d.matched)  # fmt: skip
+        return self._finish(fields, state, reference, at)
+
+    def _finish(
+        self, fields: _Fields, state: SenderState, reference: str, at: datetime
+    ) -> Decision:
+        (
+            staffed,
+            reply_by,
+            opens_at,
+            emergency,
+            redirect,
+            team,
+            language,
+            template,
+            reply,
+            matched,
+        ) = fields
         held_back = self.held_back(
-            state, draft.template or "", at, draft.emergency is not None, draft.redirect is not None
+            state, template or "", at, emergency is not None, redirect is not None
         )
-        d = draft  # built field by field: dataclasses.replace costs more than the rest of this
         if held_back is not None:
             template, reply = None, None
         else:
-            template, reply = d.template, (d.reply or "").replace(REFERENCE_SLOT, reference)
-        return Decision(d.staffed, d.reply_by, d.opens_at, d.emergency, d.redirect, d.team,
-                        d.language, template, reply, d.matched, held_back)  # fmt: skip
+            reply = (reply or "").replace(REFERENCE_SLOT, reference)
+        return Decision(staffed, reply_by, opens_at, emergency, redirect, team, language,
+                        template, reply, matched, held_back)  # fmt: skip
 
     def closed_days(
         self, schedule: Schedule, at: datetime, opens_at: datetime | None, language: str
     ) -> tuple[ClosedDay, ...]:
         if opens_at is None:
             return ()
-        start = schedule.local_date(at)
-        end = min(schedule.local_date(opens_at), start + timedelta(days=60))
-        return schedule.closed_days_between(start, end, language)
+        return schedule.closed_until(at, opens_at, timedelta(days=60), language)
 
     @staticmethod
     def template_for(
@@ -182,10 +248,13 @@ class Triage:
         redirect: Match | None,
         team: Match | None,
         staffed: bool,
-        closed: tuple[ClosedDay, ...],
+        holiday: ClosedDay | None,
+        closure: ClosedDay | None,
         schedule: Schedule,
         at: datetime,
     ) -> str:
+        """holiday and closure: the first of each kind of closed day from today on (see
+        closed_days), so a bank holiday today can only be the first."""
         for match in (emergency, redirect):
             if match and match.category.response:
                 return match.category.response
@@ -193,10 +262,9 @@ class Triage:
             return team.category.response
         if staffed:
             return "acknowledgement"
-        if any(not c.bank_holiday for c in closed):
+        if closure is not None:
             return "closure"
-        today = schedule.local_date(at)
-        if any(c.bank_holiday and c.day == today for c in closed):
+        if holiday is not None and holiday.day == schedule.local_date(at):
             return "bank-holiday"
         return "out-of-hours"
 
@@ -225,15 +293,16 @@ class Triage:
         staffed: bool,
         reply_by: datetime | None,
         opens_at: datetime | None,
-        closed: tuple[ClosedDay, ...],
+        holiday: ClosedDay | None,
+        closure: ClosedDay | None,
         emergency: Match | None,
         redirect: Match | None,
         team: str | None,
     ) -> dict[str, Any]:
-        rules = self.rules
-        name = (message.sender_name or "").strip()[:NAME_LIMIT] or None
+        sender = message.sender_name
+        name = (sender.strip()[:NAME_LIMIT] or None) if sender else None
         return {
-            "organisation": rules.name,
+            "organisation": self.rules.name,
             "channel": message.channel,
             "reference": reference,
             "name": name,
@@ -241,9 +310,9 @@ class Triage:
             "now": at,
             "reply_by": reply_by,
             "opens_at": opens_at,
-            "promise": str(self.plan(message.channel, team)[1]),
-            "holiday": next((c for c in closed if c.bank_holiday), None),
-            "closure": next((c for c in closed if not c.bank_holiday), None),
+            "promise": self._plan(message.channel, team)[2],
+            "holiday": holiday,
+            "closure": closure,
             "emergency": emergency.category.name if emergency else None,
             "redirect": redirect.category.name if redirect else None,
             "team": team,
@@ -258,9 +327,13 @@ class Triage:
         schedule: Schedule,
     ) -> str:
         """One language, or every language in the order of `languages` when bilingual."""
-        languages = self.rules.languages if self.rules.bilingual else (language,)
+        if not self.rules.bilingual:  # the holiday and closure are already in this language
+            context["language"] = language
+            context["hours"], context["hours_short"] = self._hours_both(schedule, language)
+            return self.responses.render(language, template, channel, context)
         return "\n\n".join(
-            self.render_one(template, channel, lang, context, schedule) for lang in languages
+            self.render_one(template, channel, lang, context, schedule)
+            for lang in self.rules.languages
         )
 
     def render_one(
@@ -275,8 +348,7 @@ class Triage:
         for key in ("holiday", "closure"):  # say the holiday or closure in this reply's language
             if context.get(key) is not None:
                 context[key] = schedule.closed_reason(context[key].day, language) or context[key]
-        context["hours"] = self.hours_text(schedule, language)
-        context["hours_short"] = self.hours_text(schedule, language, short=True)
+        context["hours"], context["hours_short"] = self._hours_both(schedule, language)
         return self.responses.render(language, template, channel, context)
 
     def bio(self, channel: str, now: datetime) -> str:
@@ -293,7 +365,8 @@ class Triage:
             staffed,
             schedule.reply_by(now, rules.promise_for(channel)),
             None if staffed else schedule.next_opening(now),
-            (),
+            None,
+            None,
             None,
             None,
             None,

@@ -195,9 +195,10 @@ def say_when(moment: datetime, now: datetime, language: str) -> str:
     ways. Further ahead, "midnight on Tuesday 6 May" means the start of that day, the reading
     that makes a promise early rather than late if someone takes it as the end of the day.
     """
-    _aware(moment, "moment")
-    _aware(now, "now")
-    w = _words(language)
+    if moment.tzinfo is None or now.tzinfo is None:  # the checks, only called when they fail
+        _aware(moment, "moment")
+        _aware(now, "now")
+    w = _WORDS.get(language) or _words(language)
     minute_of_day = moment.hour * 60 + moment.minute
     said = w.times[minute_of_day]
     ahead = moment.toordinal() - now.toordinal()

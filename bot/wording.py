@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Set as AbstractSet
 from itertools import accumulate, chain
+from operator import itemgetter
 from typing import NamedTuple
 
 
@@ -235,12 +236,20 @@ def expand(tok: str) -> list[str]:
 
 
 # A token's words, stems, look-up keys (stems, and "=word" for words as written), how far each
-# word moves the clause count, and the look-up keys of its little words.
-_Token = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...]]
+# word moves the clause count, the look-up keys of its little words, and both kinds of keys.
+_Token = tuple[
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[int, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+]
 _CACHE: dict[bytes, _Token] = {
-    b".": ((".",), ("",), (), (SENTENCE,), ()),  # punctuation takes a slot of its own
-    b",": ((",",), ("",), (), (CLAUSE,), ()),
+    b".": ((".",), ("",), (), (SENTENCE,), (), ()),  # punctuation takes a slot of its own
+    b",": ((",",), ("",), (), (CLAUSE,), (), ()),
 }
+_KEYS_OF, _EVERY_OF = itemgetter(2), itemgetter(5)
 
 _MOVES = {token[0][0]: token[3][0] for token in _CACHE.values()}
 
@@ -256,7 +265,9 @@ def learn(tok: bytes) -> _Token:
     little = [k for w, s in zip(words, stems, strict=True) if w in STOP for k in ("=" + w, s)]
     if len(_CACHE) > 20_000:  # a bound on memory (a few MB); answers never depend on the cache
         _CACHE.pop(next(k for k in _CACHE if k not in (b".", b",")), None)
-    _CACHE[tok] = found = (words, stems, tuple(keys), (0,) * len(words), tuple(little))
+    kept, small = tuple(keys), tuple(little)
+    both = kept + small if kept and small else kept or small  # most tokens: one, shared
+    _CACHE[tok] = found = (words, stems, kept, (0,) * len(words), small, both)
     return found
 
 
@@ -303,7 +314,7 @@ class Prepared:
     def every(self) -> frozenset[str]:
         """keys, and the little words too."""
         if self._every is None:
-            self._every = self.keys.union(chain.from_iterable([t[4] for t in self._tokens]))
+            self._every = frozenset(chain.from_iterable(map(_EVERY_OF, self._tokens)))
         return self._every
 
     @property
@@ -346,7 +357,7 @@ def prepare(text: str) -> Prepared:
         tokens = list(map(_CACHE.__getitem__, split))
     except KeyError:
         tokens = list(map(learn, split))
-    keys = frozenset(chain.from_iterable([token[2] for token in tokens]))
+    keys = frozenset(chain.from_iterable(map(_KEYS_OF, tokens)))
     dated = ("19" in t or "20" in t) and _YEAR.search(t) is not None
     return Prepared(tokens, keys, laughing or dated)
 
@@ -356,7 +367,11 @@ def _mark(layout: Layout, calm: bool) -> Layout:
     words, stems, clauses = layout.words, layout.stems, layout.clauses
     hits = _MARKERS.intersection(words)
     if not hits:
-        return Layout(words, stems, clauses, calm)
+        return (
+            layout
+            if calm == layout.calm and not layout.muted
+            else Layout(words, stems, clauses, calm)
+        )
     spans: dict[str, list[tuple[int, int]]] = {}  # by kind, for the kinds found
     for i in positions(words, hits):
         for kind, pattern, place in _MARKED.get(words[i], ()):
