@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 # Crockford's base32: no I, L, O or U, so a reference read aloud over the phone survives.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -88,6 +88,29 @@ class QueueItem:
     done_at: datetime | None = None
     done_by: str | None = None
     first_human_reply_at: datetime | None = None
+
+
+def new_item(item_id: int, reference: str, message: Message, decision: Decision) -> QueueItem:
+    """The queue item a newly stored message becomes, with its datetimes in UTC."""
+    d = decision
+    return QueueItem(
+        id=item_id,
+        reference=reference,
+        channel=message.channel,
+        platform_id=message.platform_id,
+        sender=message.sender,
+        sender_name=message.sender_name,
+        text=message.text,
+        received_at=message.received_at.astimezone(UTC),
+        staffed=d.staffed,
+        reply_by=d.reply_by.astimezone(UTC) if d.reply_by else None,
+        emergency=d.emergency,
+        redirect=d.redirect,
+        team=d.team,
+        language=d.language,
+        template=d.template,
+        auto_reply=d.reply,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from bot.models import (
     QueueItem,
     SenderState,
     StoredReply,
+    new_item,
     reference_for,
 )
 from bot.store import NotFound, queries, redact
@@ -271,24 +272,7 @@ class PostgresStore:
                     d.reply,
                 )
                 if stored is not None:
-                    item = QueueItem(
-                        id=item_id,
-                        reference=reference,
-                        channel=message.channel,
-                        platform_id=message.platform_id,
-                        sender=message.sender,
-                        sender_name=message.sender_name,
-                        text=message.text,
-                        received_at=message.received_at,
-                        staffed=d.staffed,
-                        reply_by=d.reply_by,
-                        emergency=d.emergency,
-                        redirect=d.redirect,
-                        team=d.team,
-                        language=d.language,
-                        template=d.template,
-                        auto_reply=d.reply,
-                    )
+                    item = new_item(item_id, reference, message, d)
                     return Ingested(item, duplicate=False)
             row = await conn.fetchrow(queries.BY_KEY, message.channel, message.platform_id)
             return Ingested(_item(row), duplicate=True)

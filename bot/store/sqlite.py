@@ -33,6 +33,7 @@ from bot.models import (
     QueueItem,
     SenderState,
     StoredReply,
+    new_item,
     reference_for,
 )
 from bot.store import NotFound, queries
@@ -184,24 +185,7 @@ def _ingest(
     if d.reply is not None:
         conn.execute(_INSERT_REPLY, (item_id, "auto", d.template, d.reply, None, received))
         conn.execute(_ACKNOWLEDGED, (message.channel, message.sender, received, d.template))
-    item = QueueItem(
-        id=item_id,
-        reference=reference,
-        channel=message.channel,
-        platform_id=message.platform_id,
-        sender=message.sender,
-        sender_name=message.sender_name,
-        text=message.text,
-        received_at=from_text(received),
-        staffed=d.staffed,
-        reply_by=from_text(to_text(d.reply_by)),
-        emergency=d.emergency,
-        redirect=d.redirect,
-        team=d.team,
-        language=d.language,
-        template=d.template,
-        auto_reply=d.reply,
-    )
+    item = new_item(item_id, reference, message, d)
     return Ingested(item, duplicate=False)
 
 
