@@ -37,6 +37,10 @@ class Message:
     text: str
     received_at: datetime  # aware, UTC
     sender_name: str | None = None
+    # Where the automatic reply goes, for channels that send it later through the outbox (a
+    # Telegram chat id, an X user id): None for the web, which answers in the response itself.
+    conversation: str | None = None
+    thread: str | None = None  # the platform's message to reply under, if the reply threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,7 @@ class Outgoing:
     text: str
     message_id: int | None = None  # the message it answers, if any
     priority: int = 0  # 1 for emergencies: sent before everything else
+    reply_to: str | None = None  # the platform's message to thread under
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +179,4 @@ class Delivery:
     platform_message_id: str | None
     created_at: datetime
     sent_at: datetime | None
+    reply_to: str | None = None

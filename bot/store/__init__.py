@@ -64,7 +64,9 @@ class Store(Protocol):
         A message already stored (same channel and platform_id) is returned with
         duplicate=True, and decide is not called. Otherwise decide(sender_state, reference)
         is called inside the transaction; it must be pure and fast, and may run on another
-        thread. If it raises, nothing is stored and the exception propagates.
+        thread. If it raises, nothing is stored and the exception propagates. When the message
+        has a `conversation` and the decision a reply, the reply is put in the outbox in the
+        same transaction (emergencies first), for the channel to send.
         """
         ...
 
@@ -158,6 +160,19 @@ class Store(Protocol):
         ...
 
     async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]: ...
+
+    # Channels.
+
+    async def get_state(self, channel: str, key: str) -> str | None:
+        """A channel's own small state, such as a cursor; None if never set."""
+        ...
+
+    async def set_state(self, channel: str, key: str, value: str) -> None: ...
+
+    async def edit_text(self, channel: str, platform_id: str, text: str) -> QueueItem | None:
+        """A message edited on the platform: the queue shows the new text (nothing is sent).
+        None if the message was never stored."""
+        ...
 
 
 _ACCEPTED = (

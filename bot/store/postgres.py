@@ -55,7 +55,8 @@ _BEFORE_INGEST = """WITH s AS (
 SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
     nextval('messages_id_seq'), s.last_ack_at, s.last_ack_template, s.opted_out
 FROM s"""
-# The message, its automatic reply and the sender's last acknowledgement in one round trip.
+# The message, its automatic reply, the sender's last acknowledgement and (for channels that
+# send later) the reply's place in the outbox, in one round trip.
 # ON CONFLICT DO NOTHING: a delivery committed while this one waited for the sender makes
 # the statement write nothing and return no id.
 _INSERT = f"""WITH m AS ({queries.INSERT_MESSAGE}
@@ -65,7 +66,11 @@ r AS (INSERT INTO replies (message_id, kind, template, text, created_at)
 s AS (INSERT INTO senders (channel, sender, last_ack_at, last_ack_template)
     SELECT $3, $5, $8, $16 FROM m WHERE $19::text IS NOT NULL
     ON CONFLICT (channel, sender) DO UPDATE
-    SET last_ack_at = excluded.last_ack_at, last_ack_template = excluded.last_ack_template)
+    SET last_ack_at = excluded.last_ack_at, last_ack_template = excluded.last_ack_template),
+o AS (INSERT INTO outbox (message_id, channel, recipient, kind, text, priority, next_attempt_at,
+        created_at, reply_to)
+    SELECT id, $3, $20, 'auto', $19, $22, $8, $8, $21 FROM m
+    WHERE $19::text IS NOT NULL AND $20::text IS NOT NULL)
 SELECT id FROM m"""
 # Rows another process has locked are skipped, not waited for: it is claiming the job now.
 _CLAIM_JOB = queries.JOB_CLAIM.format(
@@ -270,6 +275,9 @@ class PostgresStore:
                     d.matched,
                     d.held_back,
                     d.reply,
+                    message.conversation,
+                    message.thread,
+                    int(d.emergency is not None),
                 )
                 if stored is not None:
                     item = new_item(item_id, reference, message, d)
@@ -411,7 +419,7 @@ class PostgresStore:
     async def enqueue(self, outgoing: Outgoing, at: datetime) -> Delivery:
         _aware(at)
         o = outgoing
-        params = (o.message_id, o.channel, o.recipient, o.kind, o.text, o.priority, at)
+        params = (o.message_id, o.channel, o.recipient, o.kind, o.text, o.priority, at, o.reply_to)
 
         async def run(conn: Conn) -> Delivery:
             return Delivery(*_row(await conn.fetchrow(queries.ENQUEUE, *params)))
@@ -455,3 +463,25 @@ class PostgresStore:
             return [Delivery(*r) for r in await conn.fetch(queries.DELIVERIES, state, limit)]
 
         return await self._run("read from", run)
+
+    # Channels' state, and edits.
+
+    async def get_state(self, channel: str, key: str) -> str | None:
+        async def run(conn: Conn) -> str | None:
+            value = await conn.fetchval(queries.GET_STATE, channel, key)
+            return None if value is None else str(value)
+
+        return await self._run("read from", run)
+
+    async def set_state(self, channel: str, key: str, value: str) -> None:
+        await self._run(
+            "write to", lambda conn: conn.execute(queries.SET_STATE, channel, key, value)
+        )
+
+    async def edit_text(self, channel: str, platform_id: str, text: str) -> QueueItem | None:
+        async def run(conn: Conn) -> QueueItem | None:
+            await conn.execute(queries.EDIT_TEXT, channel, platform_id, text)
+            row = await conn.fetchrow(queries.BY_KEY, channel, platform_id)
+            return None if row is None else _item(row)
+
+        return await self._transaction(run)

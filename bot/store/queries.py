@@ -123,10 +123,10 @@ ON CONFLICT (channel, sender) DO UPDATE SET opted_out = excluded.opted_out"""
 
 # The outbox. Claiming: $1 holder, $2 now, $3 lease until, $4 how many.
 DELIVERY = """id, message_id, channel, recipient, kind, text, priority, state, attempts,
-    next_attempt_at, last_error, platform_message_id, created_at, sent_at"""
+    next_attempt_at, last_error, platform_message_id, created_at, sent_at, reply_to"""
 ENQUEUE = f"""INSERT INTO outbox (message_id, channel, recipient, kind, text, priority,
-    next_attempt_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {DELIVERY}"""
+    next_attempt_at, created_at, reply_to)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING {DELIVERY}"""
 DUE_DELIVERIES = """SELECT id FROM outbox
 WHERE state = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
 ORDER BY priority DESC, next_attempt_at, id LIMIT $4"""
@@ -142,3 +142,11 @@ WHERE id = $1 AND holder = $2 AND state = 'pending'"""
 GIVE_UP = """UPDATE outbox SET state = 'dead', last_error = $3, holder = NULL, lease_until = NULL
 WHERE id = $1 AND holder = $2 AND state = 'pending'"""
 DELIVERIES = f"SELECT {DELIVERY} FROM outbox WHERE state = $1 ORDER BY id LIMIT $2"
+
+# Channels' own small state (cursors such as X's since_id).
+GET_STATE = "SELECT value FROM channel_state WHERE channel = $1 AND key = $2"
+SET_STATE = """INSERT INTO channel_state (channel, key, value) VALUES ($1, $2, $3)
+ON CONFLICT (channel, key) DO UPDATE SET value = excluded.value"""
+# An edited message: the queue shows the latest text; nothing is sent again.
+EDIT_TEXT = """UPDATE messages SET text = $3
+WHERE channel = $1 AND platform_id = $2 AND erased_at IS NULL"""

@@ -126,9 +126,11 @@ def _delivery(row: Sequence[Any]) -> Delivery:
         platform_message_id=row[11],
         created_at=datetime.fromisoformat(row[12]),
         sent_at=from_text(row[13]),
+        reply_to=row[14],
     )
 
 
+_ENQUEUE = _q(queries.ENQUEUE)
 _CLAIM_DELIVERIES = _q(
     queries.CLAIM_DELIVERIES.format(due=queries.DUE_DELIVERIES, columns=queries.DELIVERY)
 )
@@ -185,6 +187,20 @@ def _ingest(
     if d.reply is not None:
         conn.execute(_INSERT_REPLY, (item_id, "auto", d.template, d.reply, None, received))
         conn.execute(_ACKNOWLEDGED, (message.channel, message.sender, received, d.template))
+        if message.conversation is not None:  # sent later, by the outbox, in this transaction
+            conn.execute(
+                _ENQUEUE,
+                (
+                    item_id,
+                    message.channel,
+                    message.conversation,
+                    "auto",
+                    d.reply,
+                    int(d.emergency is not None),
+                    received,
+                    message.thread,
+                ),
+            )
     item = new_item(item_id, reference, message, d)
     return Ingested(item, duplicate=False)
 
@@ -605,10 +621,17 @@ class SQLiteStore:
 
     async def enqueue(self, outgoing: Outgoing, at: datetime) -> Delivery:
         o = outgoing
-        params = (o.message_id, o.channel, o.recipient, o.kind, o.text, o.priority, to_text(at))
-        return await self._write(
-            lambda conn: _delivery(conn.execute(_q(queries.ENQUEUE), params).fetchone())
+        params = (
+            o.message_id,
+            o.channel,
+            o.recipient,
+            o.kind,
+            o.text,
+            o.priority,
+            to_text(at),
+            o.reply_to,
         )
+        return await self._write(lambda conn: _delivery(conn.execute(_ENQUEUE, params).fetchone()))
 
     async def claim_deliveries(
         self, holder: str, at: datetime, lease: timedelta, limit: int = 10
@@ -643,3 +666,26 @@ class SQLiteStore:
         return await self._read(
             lambda conn: [_delivery(r) for r in conn.execute(sql, (state, limit))]
         )
+
+    # Channels' state, and edits.
+
+    async def get_state(self, channel: str, key: str) -> str | None:
+        sql = _q(queries.GET_STATE)
+
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(sql, (channel, key)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(run)
+
+    async def set_state(self, channel: str, key: str, value: str) -> None:
+        params = (channel, key, value)
+        await self._write(lambda conn: conn.execute(_q(queries.SET_STATE), params))
+
+    async def edit_text(self, channel: str, platform_id: str, text: str) -> QueueItem | None:
+        def run(conn: sqlite3.Connection) -> QueueItem | None:
+            conn.execute(_q(queries.EDIT_TEXT), (channel, platform_id, text))
+            row = conn.execute(_BY_KEY, (channel, platform_id)).fetchone()
+            return None if row is None else _item(row)
+
+        return await self._write(run)

@@ -14,10 +14,14 @@ from hypothesis import strategies as st
 
 from bot.errors import HoldingReplyError, StoreError
 from bot.store import open_store
+from bot.store.queries import migrations
 from bot.store.sqlite import SQLiteStore, from_text, to_text
 from tests.conftest import ROOT
 
 from .test_store_contract import NOW, Boom, Decider, explode, message
+
+VERSIONS = [version for version, _, _ in migrations("sqlite")]
+LATEST = VERSIONS[-1]
 
 
 def tables(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -33,7 +37,7 @@ async def test_the_database_is_in_wal_mode_with_migrations_recorded_once(tmp_pat
         pass
 
     rows = tables(path, "SELECT version, applied_at FROM schema_migrations")
-    assert [version for version, _ in rows] == [1, 2, 3]
+    assert [version for version, _ in rows] == VERSIONS
     applied_at = from_text(str(rows[0][1]))
     assert datetime.now(UTC) - applied_at < timedelta(minutes=1)
     names = {name for (name,) in tables(path, "SELECT name FROM sqlite_master")}
@@ -47,7 +51,9 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> Non
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00.000000Z')")
 
-    with pytest.raises(StoreError, match=r"schema version 99.*knows versions up to 3") as raised:
+    with pytest.raises(
+        StoreError, match=rf"schema version 99.*knows versions up to {LATEST}"
+    ) as raised:
         async with SQLiteStore(path):
             pass
     assert str(path) in str(raised.value)
@@ -235,7 +241,7 @@ async def test_a_database_made_by_the_first_version_is_migrated_with_its_data(
             " '2026-01-02T09:00:00.000000Z', 1, 'en')"
         )
     async with SQLiteStore(path) as store:
-        assert store.applied == ["0002_retention_and_jobs.sql", "0003_outbox.sql"]
+        assert store.applied == [name for _, name, _ in migrations("sqlite")[1:]]
         kept = await store.get("AAAA-AAAA")
         assert kept is not None and (kept.sender, kept.text) == ("alice", "my bin")
         assert await store.erase("web", "alice", NOW) == 1

@@ -93,3 +93,55 @@ async def test_two_processes_claiming_at_once_never_claim_the_same_delivery(
         )
     ids = [d.id for batch in claims for d in batch]
     assert len(ids) == len(set(ids)) == 200  # every delivery claimed, none twice
+
+
+async def test_a_reply_for_a_sending_channel_joins_the_outbox_in_the_same_transaction(
+    store: Store,
+) -> None:
+    from dataclasses import replace
+
+    from .test_store_contract import Decider, message, no_reply
+
+    chat = replace(message("t1", channel="telegram"), conversation="chat-42", thread="7")
+    routine = (await store.ingest(chat, Decider())).item
+    urgent_msg = replace(message("t2", channel="telegram", sender="bob"), conversation="chat-43")
+    urgent = (await store.ingest(urgent_msg, Decider(emergency="danger-to-life"))).item
+    quiet = replace(message("t3", channel="telegram", sender="cat"), conversation="chat-44")
+    await store.ingest(quiet, no_reply())  # held back: nothing to send
+    await store.ingest(message("w1"), Decider())  # the web answers in its response
+
+    claimed = await store.claim_deliveries("a", NOW, MINUTE)
+
+    assert [(d.message_id, d.recipient, d.reply_to, d.priority) for d in claimed] == [
+        (urgent.id, "chat-43", None, 1),
+        (routine.id, "chat-42", "7", 0),
+    ]
+    assert claimed[1].text == routine.auto_reply and claimed[1].kind == "auto"
+    # Once sent, a redelivery of the same message adds nothing to send.
+    for d in claimed:
+        await store.delivered(d.id, NOW, f"sent-{d.id}")
+    await store.ingest(chat, Decider())
+    assert await store.claim_deliveries("b", NOW + 60 * MINUTE, MINUTE) == []
+
+
+async def test_an_edit_changes_the_text_in_the_queue_only(store: Store) -> None:
+    from .test_store_contract import Decider, message
+
+    item = (await store.ingest(message("t1", channel="telegram"), Decider())).item
+    edited = await store.edit_text("telegram", "t1", "My bin AND my recycling")
+    assert edited is not None
+    assert (edited.reference, edited.text, edited.auto_reply) == (
+        item.reference,
+        "My bin AND my recycling",
+        item.auto_reply,
+    )
+    assert await store.edit_text("telegram", "never-seen", "x") is None
+
+
+async def test_channel_state_is_kept_per_channel(store: Store) -> None:
+    assert await store.get_state("x", "mentions_since_id") is None
+    await store.set_state("x", "mentions_since_id", "100")
+    await store.set_state("x", "mentions_since_id", "205")
+    await store.set_state("telegram", "mentions_since_id", "1")
+    assert await store.get_state("x", "mentions_since_id") == "205"
+    assert await store.get_state("telegram", "mentions_since_id") == "1"
