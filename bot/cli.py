@@ -1,5 +1,5 @@
-"""The command line: serve, migrate, check, preview, bio, queue, export, erase, done, reopen,
-replied.
+"""The command line: serve, migrate, telegram, check, preview, bio, queue, export, erase, done,
+reopen, replied.
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -234,6 +234,49 @@ def cmd_personal(args: argparse.Namespace) -> int:
     return asyncio.run(_personal(args, _zone(args)))
 
 
+async def _telegram(args: argparse.Namespace) -> int:
+    from telegram import Bot
+
+    from bot.channels.telegram import ALLOWED_UPDATES, ROUTE, TelegramSettings
+
+    settings = TelegramSettings(os.environ)
+    if not settings.token:
+        raise HoldingReplyError("TELEGRAM_BOT_TOKEN is not set: ask @BotFather for one.")
+    async with Bot(settings.token, base_url=settings.api_url) as bot:
+        if args.action == "set-webhook":
+            if not settings.public_url.startswith("https://") and not args.insecure:
+                raise HoldingReplyError(
+                    f"PUBLIC_URL is {settings.public_url or 'not set'}; Telegram sends webhooks "
+                    "only to an https:// address, such as https://your-app.herokuapp.com"
+                )
+            url = settings.public_url + ROUTE
+            await bot.set_webhook(
+                url, secret_token=settings.secret, allowed_updates=ALLOWED_UPDATES
+            )
+            print(f"Telegram now sends @{bot.username}'s messages to {url}")
+        else:
+            info = await bot.get_webhook_info()
+            print(f"bot: @{bot.username}")
+            print(f"webhook: {info.url or '(none: polling)'}")
+            print(f"waiting updates: {info.pending_update_count}")
+            if info.last_error_message:
+                print(f"last error: {info.last_error_message} at {info.last_error_date}")
+    return 0
+
+
+def cmd_telegram(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_telegram(args))
+    except Exception as exc:
+        from telegram.error import TelegramError
+
+        if isinstance(exc, TelegramError):
+            token = os.environ.get("TELEGRAM_BOT_TOKEN", "")
+            text = str(exc).replace(token, "<TELEGRAM_BOT_TOKEN>") if token else str(exc)
+            raise HoldingReplyError(f"Telegram said: {text}") from None
+        raise
+
+
 async def _migrate() -> int:
     async with open_store(database_url(), migrate=True) as store:
         for name in store.applied:
@@ -278,6 +321,11 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("migrate", help="bring the database schema up to date (the release step)")
     s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("telegram", help="set up the Telegram bot: set-webhook, webhook-info")
+    s.add_argument("action", choices=["set-webhook", "webhook-info"])
+    s.add_argument("--insecure", action="store_true", help=argparse.SUPPRESS)  # tests: http://
+    s.set_defaults(func=cmd_telegram)
 
     s = sub.add_parser("check", help="validate rules.toml and every template")
     rules_arg(s)

@@ -6,15 +6,18 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
+from bot.channels import Channel
 from bot.check import load
 from bot.errors import RulesError, StoreError
 from bot.jobs import holder_name, run_jobs
 from bot.logs import flush_logs
+from bot.outbox import Sender
 from bot.store import open_store
 from bot.web import State, make_app
 
@@ -71,13 +74,50 @@ async def watch(state: State, rules_path: Path) -> None:
             await reload(state, rules_path, "file changed")
 
 
+X_VARIABLES = (
+    "X_BEARER_TOKEN",
+    "X_API_KEY",
+    "X_API_SECRET",
+    "X_ACCESS_TOKEN",
+    "X_ACCESS_TOKEN_SECRET",
+)
+
+
+def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
+    """The sending channels whose credentials are set (and that rules.toml does not switch off)."""
+    channels: dict[str, Channel] = {}
+    rules = state.triage.rules
+    if env.get("TELEGRAM_BOT_TOKEN"):
+        if rules.channel("telegram").enabled:
+            from bot.channels.telegram import TelegramChannel, TelegramSettings
+
+            channels["telegram"] = TelegramChannel(state, TelegramSettings(env))
+        else:
+            log.warning("TELEGRAM_BOT_TOKEN is set but rules.toml switches telegram off")
+    if any(env.get(name) for name in X_VARIABLES):
+        if rules.channel("x").enabled:
+            from bot.channels.x import XChannel
+
+            channels["x"] = XChannel(state, env)
+        else:
+            log.warning("X credentials are set but rules.toml switches x off")
+    return channels
+
+
 async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
     """Run until SIGTERM or SIGINT. Raises RulesError or StoreError before listening."""
     triage = load(rules_path)
     store = open_store(url, migrate=auto_migrate())
     async with store:
         state = State(triage, store)
-        runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+        channels = build_channels(state, os.environ)
+        holder = holder_name()
+        sender = Sender(store, channels, holder)
+        state.wake = sender.wake
+        app = make_app(state)
+        for channel in channels.values():
+            app.router.add_routes(channel.routes())
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
         site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_SECONDS)
         await site.start()
@@ -104,8 +144,10 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         watcher = loop.create_task(watch(state, rules_path))
-        holder = holder_name()
         jobs = loop.create_task(run_jobs(state, holder))
+        for channel in channels.values():
+            await channel.start()
+        sending = loop.create_task(sender.run())
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")
@@ -114,6 +156,9 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             jobs.cancel()
             await asyncio.gather(jobs, return_exceptions=True)
             await runner.cleanup()  # a second SIGTERM meanwhile only sets `stop` again
+            for channel in channels.values():
+                await channel.stop()
+            await sender.stop(sending)
             try:  # another process may take this one's scheduled work at once
                 await asyncio.wait_for(store.release_jobs(holder), 2.0)
             except (StoreError, TimeoutError) as exc:

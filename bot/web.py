@@ -45,6 +45,7 @@ class State:
     store: Store
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    wake: Callable[[], None] = field(default=lambda: None)  # something new in the outbox
 
 
 STATE = web.AppKey("state", State)
@@ -93,17 +94,13 @@ def parse_body(raw: bytes) -> dict[str, str]:
     return out
 
 
-async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Triage]:
-    """Store one web message with its decision; raise StoreError if the store is unavailable."""
+async def receive(state: State, message: Message) -> tuple[Ingested, Triage]:
+    """Decide and store one message from any channel; raise StoreError if the store is unavailable.
+
+    A message with a `conversation` has its reply put in the outbox in the same transaction;
+    `state.wake` then tells the sender loop there is something to send.
+    """
     triage = state.triage  # the rules in force when the message arrived, even if reloaded meanwhile
-    message = Message(
-        channel="web",
-        platform_id=fields.get("id") or uuid.uuid4().hex,
-        sender=fields["sender"].strip(),
-        text=fields["text"],
-        received_at=state.clock(),
-        sender_name=(fields.get("name") or "").strip() or None,
-    )
 
     # The costly part of the decision runs here, on the event loop, before the transaction;
     # inside it, only the sender's cooldown and the reference remain to be applied.
@@ -125,7 +122,22 @@ async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Tri
             "team": item.team,
         },
     )
+    if message.conversation is not None and item.auto_reply is not None:
+        state.wake()
     return result, triage
+
+
+async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Triage]:
+    """Store one web message with its decision; raise StoreError if the store is unavailable."""
+    message = Message(
+        channel="web",
+        platform_id=fields.get("id") or uuid.uuid4().hex,
+        sender=fields["sender"].strip(),
+        text=fields["text"],
+        received_at=state.clock(),
+        sender_name=(fields.get("name") or "").strip() or None,
+    )
+    return await receive(state, message)
 
 
 def answer(item: QueueItem, triage: Triage) -> dict[str, Any]:

@@ -66,8 +66,11 @@ def test_the_app_manifest_asks_for_postgresql_and_explains_its_variables() -> No
     manifest = json.loads((ROOT / "app.json").read_text(encoding="utf-8"))
     assert any(a["plan"].startswith("heroku-postgresql") for a in manifest["addons"])
     assert manifest["formation"]["web"]["quantity"] >= 1
-    # The platform sets PORT and the add-on sets DATABASE_URL; the rest are offered here.
-    assert set(manifest["env"]) == environment_variables() - {"PORT", "DATABASE_URL"}
+    # The platform sets PORT and the add-on sets DATABASE_URL; the rest are offered here, and
+    # each one offered is explained in the README's table.
+    assert environment_variables() - {"PORT", "DATABASE_URL"} <= set(manifest["env"])
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in readme for name in manifest["env"])
     assert all(v["description"] for v in manifest["env"].values())
     assert (ROOT / ".python-version").read_text(encoding="utf-8").strip() == "3.11"
     lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()

@@ -131,7 +131,8 @@ class Store(Protocol):
     async def finish_job(self, name: str, holder: str, at: datetime) -> None: ...
 
     async def release_jobs(self, holder: str) -> None:
-        """Give up every lease `holder` has (on shutdown), so the work can be taken at once."""
+        """Give up every lease `holder` has, jobs and outbox rows (on shutdown), so that another
+        process can take the work at once."""
         ...
 
     # The outbox: replies and alerts to send, each claimed by one sender at a time.

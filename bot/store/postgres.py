@@ -412,7 +412,11 @@ class PostgresStore:
         await self._run("write to", lambda conn: conn.execute(queries.JOB_FINISH, name, holder, at))
 
     async def release_jobs(self, holder: str) -> None:
-        await self._run("write to", lambda conn: conn.execute(queries.JOB_RELEASE, holder))
+        async def run(conn: Conn) -> None:
+            await conn.execute(queries.JOB_RELEASE, holder)
+            await conn.execute(queries.OUTBOX_RELEASE, holder)
+
+        await self._transaction(run)
 
     # The outbox.
 

@@ -118,6 +118,8 @@ JOB_CLAIM = "UPDATE jobs SET holder = $2, lease_until = $3, last_started_at = $4
 JOB_FINISH = """UPDATE jobs SET holder = NULL, lease_until = NULL, last_finished_at = $3
 WHERE name = $1 AND holder = $2"""
 JOB_RELEASE = "UPDATE jobs SET holder = NULL, lease_until = NULL WHERE holder = $1"
+OUTBOX_RELEASE = """UPDATE outbox SET holder = NULL, lease_until = NULL
+WHERE holder = $1 AND state = 'pending'"""
 OPT_OUT = """INSERT INTO senders (channel, sender, opted_out) VALUES ($1, $2, $3)
 ON CONFLICT (channel, sender) DO UPDATE SET opted_out = excluded.opted_out"""
 

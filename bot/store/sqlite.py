@@ -615,7 +615,11 @@ class SQLiteStore:
         await self._write(lambda conn: conn.execute(_q(queries.JOB_FINISH), params))
 
     async def release_jobs(self, holder: str) -> None:
-        await self._write(lambda conn: conn.execute(_q(queries.JOB_RELEASE), (holder,)))
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_q(queries.JOB_RELEASE), (holder,))
+            conn.execute(_q(queries.OUTBOX_RELEASE), (holder,))
+
+        await self._write(run)
 
     # The outbox.
 

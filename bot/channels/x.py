@@ -1,0 +1,523 @@
+"""X (Twitter): mentions and direct messages, polled through the X API v2 with tweepy.
+
+Receiving. Every X_POLL_SECONDS (default 60) the channel asks for mentions newer than the cursor
+kept in the store ("mentions_since_id"), and every three times that for direct messages (newer
+than "dm_since_id"; X has no since_id for DMs, so the newest id seen is kept and older events
+are skipped). A cursor moves only past what is stored: when the store fails, the same messages
+are fetched again on the next poll, and the store's idempotency on (channel, platform_id), with
+platform ids "tweet:<id>" and "dm:<event id>", makes sure each is stored and answered once. On a
+429 the endpoint is not asked again until its x-rate-limit-reset. The very first poll (no cursor
+yet) reads one page only: the newest 100 of each.
+
+Read limits, per 15 minutes, as X publishes them for the Basic tier: mentions 15 a window for the
+app (the bearer token we read them with), so one a minute, the default; DM events 5 for the
+account, so one every 3 minutes, which is why DMs are polled three times less often. Free: about
+one mentions request every 15 minutes and no DM reading (polling DMs answers 403, which is logged
+and retried every 15 minutes): set X_POLL_SECONDS=900. Pro (450 mentions, 15 DM requests a window
+and more): X_POLL_SECONDS=15 stays inside. The limits change; the developer console shows yours.
+
+Replying. A mention is answered in its thread: the reply starts with "@username " and must fit
+280 characters with it (counted X's way: most symbols outside Latin script, "…" included, count
+two), so a reply that would not fit is cut at a word boundary with "…", never cutting the
+sentence that holds the reference. A direct message is answered by direct message. The outbox's
+delivery says which: reply_to set (the tweet id) is a reply in a thread, None a DM.
+
+X's automation rules (https://help.x.com/en/rules-and-policies/x-automation), enforced here:
+- one automatic reply per interaction: the core's cooldown per sender ([acknowledgement]
+  cooldown), which covers mentions and DMs together, since both carry the sender's user id;
+- no automatic reply to our own posts or to retweets (neither is stored: a retweet is not a
+  message to us); quote posts, posts in someone else's thread where we are only among the
+  copied-in @names, messages older than 24 hours (after an outage, or the first start) and
+  accounts in X_IGNORE_USERS (other organisations' bots, by id or username) are queued for the
+  team with no automatic reply. Nobody is treated as a bot for a username ending in "bot":
+  Talbot and Abbot are people;
+- opt-out: a mention or DM whose whole text (after the @names) is STOP (any case, with or
+  without a full stop) turns automatic replies off for that person; START turns them back on.
+  Nothing is queued or sent for either;
+- no duplicate posts: every reply carries its own reference, and if X still calls one a
+  duplicate it becomes a dead letter with that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import tweepy  # type: ignore[import-untyped]
+from aiohttp import web
+
+from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.errors import StoreError
+from bot.models import Delivery, Message
+from bot.web import State, receive
+from bot.xapi import AsyncClient, XConfig, XConfigError, make_client, make_session
+
+log = logging.getLogger("bot.x")
+
+DEFAULT_POLL_SECONDS = 60.0
+DM_POLL_FACTOR = 3  # Basic allows 15 mentions requests a window but only 5 DM ones
+MAX_PAGES = 8  # 8 pages of 100: the 800 mentions the endpoint goes back to
+PAGE_SIZE = 100
+REQUEST_SECONDS = 30.0
+STORE_RETRY_SECONDS = 5.0
+REFUSED_RETRY_SECONDS = 900.0  # a 401 or 403 while reading: a setting to fix, not a blip
+STALE = timedelta(hours=24)
+TWEET_LIMIT = 280
+MENTIONS_CURSOR = "mentions_since_id"
+DMS_CURSOR = "dm_since_id"
+TWEET_FIELDS = [
+    "author_id",
+    "conversation_id",
+    "created_at",
+    "referenced_tweets",
+    "in_reply_to_user_id",
+]
+DM_FIELDS = ["id", "text", "event_type", "created_at", "sender_id", "dm_conversation_id"]
+
+_OPT = re.compile(r"(stop|start)[.!]?", re.IGNORECASE)
+_LEADING_NAMES = re.compile(r"^(?:\s*@\w{1,15})+\s*")
+_REFERENCE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
+_SENTENCE_END = re.compile(r"[.!?:;]\s+|\n")
+# X counts a URL as 23 characters whatever its length; these are what it would link.
+_URL = re.compile(r"https?://\S+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/\S*)?", re.IGNORECASE)
+# twitter-text v3: code points in these ranges weigh 1, every other one 2.
+_LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+
+
+class XSettings:
+    """X_* from the environment, checked before anything starts."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.config = XConfig.from_env(env)
+        self.env = dict(env)
+        raw = (env.get("X_POLL_SECONDS") or "").strip()
+        self.poll_seconds = DEFAULT_POLL_SECONDS
+        if raw:
+            try:
+                self.poll_seconds = float(raw)
+            except ValueError:
+                self.poll_seconds = -1.0
+            if not 0 < self.poll_seconds <= 86400:
+                raise XConfigError(
+                    f"X_POLL_SECONDS has value {raw!r}. Expected a number of seconds between "
+                    f"0 and 86400, e.g. {DEFAULT_POLL_SECONDS:g}."
+                )
+        names = (env.get("X_IGNORE_USERS") or "").split(",")
+        self.ignore = frozenset(n.strip().lstrip("@").lower() for n in names if n.strip())
+
+    def redact(self, text: str) -> str:
+        """An error text without any credential in it."""
+        c = self.config
+        for name, secret in (
+            ("X_BEARER_TOKEN", c.bearer_token),
+            ("X_API_KEY", c.api_key),
+            ("X_API_SECRET", c.api_secret),
+            ("X_ACCESS_TOKEN", c.access_token),
+            ("X_ACCESS_TOKEN_SECRET", c.access_token_secret),
+        ):
+            text = text.replace(secret, f"<{name}>")
+        return text
+
+
+def weighted_length(text: str) -> int:
+    """The length X counts against 280: URLs 23, most non-Latin symbols and emoji 2."""
+    length = 0
+    for part in _URL.split(text):
+        length += sum(1 if any(lo <= ord(c) <= hi for lo, hi in _LIGHT) else 2 for c in part)
+    return length + 23 * len(_URL.findall(text))
+
+
+def _shorten(text: str, budget: int) -> str:
+    """`text` cut at a word boundary, with "…", to weigh at most `budget`."""
+    text = text.strip()
+    if weighted_length(text) <= budget:
+        return text
+    words = text.split(" ")
+    while words:
+        words.pop()
+        cut = " ".join(words).rstrip(" ,;:-–") + "…"
+        if weighted_length(cut) <= budget:
+            return cut
+    return ""
+
+
+def fit_reply(text: str, username: str | None, limit: int = TWEET_LIMIT) -> str:
+    """The reply to post: "@username " first, within `limit`, the reference's sentence whole."""
+    prefix = ""
+    if username and not text.lower().startswith(f"@{username.lower()}"):
+        prefix = f"@{username} "
+    full = prefix + text
+    if weighted_length(full) <= limit:
+        return full
+    budget = limit - weighted_length(prefix)
+    found = list(_REFERENCE.finditer(text))
+    if not found:
+        return prefix + _shorten(text, budget)
+    ref = found[-1]
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, ref.start())]
+    start = ends[-1] if ends else 0
+    keep = text[start:].strip()
+    if weighted_length(keep) > budget // 2:  # a long tail after the reference may go
+        keep = text[start : ref.end()].strip()
+    head = _shorten(text[:start], budget - weighted_length(keep) - 1)
+    return prefix + (f"{head} {keep}" if head else keep)
+
+
+def _opt_command(text: str) -> str | None:
+    """ "stop" or "start" when that is all the message says, after any leading @names."""
+    match = _OPT.fullmatch(_LEADING_NAMES.sub("", text).strip())
+    return match.group(1).lower() if match else None
+
+
+def _reset_in(exc: tweepy.TooManyRequests) -> float:
+    """Seconds until the x-rate-limit-reset of a 429, at least 1 (60 if X did not say)."""
+    reset = getattr(exc, "reset_time", None)
+    if reset is None:
+        with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+            reset = int(exc.response.headers["x-rate-limit-reset"])
+    if reset is None:
+        return 60.0
+    return max(1.0, float(reset) - time.time())
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, in one line: the status and X's own messages, never a header."""
+    if isinstance(exc, tweepy.HTTPException):
+        status = getattr(exc.response, "status", None) or getattr(exc.response, "status_code", "")
+        messages = "; ".join(str(m) for m in exc.api_messages) or type(exc).__name__
+        return f"{status} {messages}".strip()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class XChannel:
+    name = "x"
+    # X allows about 100 posts a day on Basic (17 on Free) and 5 DMs per 15 minutes, and its
+    # spam filter watches bursts: one send every 5 seconds at most, and a minute between two
+    # sends to one person. When a quota runs out, X's 429 reschedules for its reset time.
+    limits = Limits(per_second=0.2, per_recipient_seconds=60.0)
+    capabilities = Capabilities(max_length=TWEET_LIMIT, threads=True, groups=False)
+
+    def __init__(self, state: State, env: Mapping[str, str]) -> None:
+        self.state = state
+        self.settings = XSettings(env)
+        self.me: str | None = None  # our user id, once get_me has answered
+        self.username: str | None = None
+        self.ready = asyncio.Event()
+        self._usernames: dict[str, str] = {}  # user id -> username, for "@username " in replies
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncClient | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # Lifecycle.
+
+    def routes(self) -> list[web.RouteDef]:
+        return []  # X is polled
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._session = make_session(self.settings.env)
+        self._client = make_client(self.settings.env, self._session)
+        self._task = asyncio.create_task(self._run(), name="x-polling")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        session, self._session, self._client = self._session, None, None
+        if session is not None:
+            await session.close()
+        self.ready.clear()
+
+    async def _call(self, request: Awaitable[Any]) -> Any:
+        """One API request, given up after REQUEST_SECONDS."""
+        async with asyncio.timeout(REQUEST_SECONDS):
+            return await request
+
+    # Receiving.
+
+    async def _run(self) -> None:
+        await self._hello()
+        loop = asyncio.get_running_loop()
+        every = self.settings.poll_seconds
+        due = {"mentions": 0.0, "dms": 0.0}
+        while True:
+            if due["mentions"] <= loop.time():
+                due["mentions"] = loop.time() + await self._guarded(self._poll_mentions, every)
+            if due["dms"] <= loop.time():
+                due["dms"] = loop.time() + await self._guarded(
+                    self._poll_dms, every * DM_POLL_FACTOR
+                )
+            await asyncio.sleep(max(0.0, min(due.values()) - loop.time()))
+
+    async def _hello(self) -> None:
+        """get_me: our id (to skip our own posts) and username, retried until X answers."""
+        delay = 1.0
+        while True:
+            try:
+                client = self._client
+                assert client is not None
+                response = await self._call(client.get_me(user_auth=True))
+                self.me, self.username = str(response.data.id), str(response.data.username)
+                break
+            except tweepy.TooManyRequests as exc:
+                wait, error = _reset_in(exc), self._why(exc)
+            except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
+                wait, error = delay, self._why(exc)
+                delay = min(delay * 2, 300.0)
+                if isinstance(exc, tweepy.Unauthorized):
+                    log.error("X refused the credentials: check the five X_* variables")
+            log.warning("X not reachable yet", extra={"error": error, "retry_in_seconds": wait})
+            await asyncio.sleep(wait)
+        self.ready.set()
+        log.info("x ready", extra={"account": self.username})
+
+    async def _guarded(self, poll: Callable[[], Awaitable[float | None]], every: float) -> float:
+        """Run one poll; return the seconds until the next, as X's answer allows."""
+        what = poll.__name__.removeprefix("_poll_")
+        try:
+            wait = await poll()
+            return every if wait is None else wait
+        except tweepy.TooManyRequests as exc:
+            wait = _reset_in(exc)
+            log.warning(
+                "x polling rate limited", extra={"endpoint": what, "retry_in_seconds": wait}
+            )
+            return wait
+        except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
+            wait = max(every, REFUSED_RETRY_SECONDS)
+            log.error(
+                "X refused to let us read %s: check the credentials and the API access level",
+                what,
+                extra={"error": self.settings.redact(_describe(exc)), "retry_in_seconds": wait},
+            )
+            return wait
+        except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "x polling failed",
+                extra={"endpoint": what, "error": self.settings.redact(_describe(exc))},
+            )
+            return every
+        except StoreError as exc:  # the cursor could not be saved: fetch the same again soon
+            log.warning("x cursor not saved", extra={"endpoint": what, "error": str(exc)})
+            return min(every, STORE_RETRY_SECONDS)
+
+    async def _poll_mentions(self) -> float | None:
+        client, me = self._client, self.me
+        assert client is not None and me is not None
+        cursor = await self.state.store.get_state(self.name, MENTIONS_CURSOR)
+        tweets: list[Any] = []
+        users: dict[str, Any] = {}
+        token = None
+        for _ in range(MAX_PAGES if cursor else 1):
+            page = await self._call(
+                client.get_users_mentions(
+                    me,
+                    since_id=cursor,
+                    max_results=PAGE_SIZE,
+                    pagination_token=token,
+                    expansions=["author_id"],
+                    tweet_fields=TWEET_FIELDS,
+                )
+            )
+            tweets.extend(page.data or [])
+            users.update({str(u.id): u for u in (page.includes or {}).get("users", [])})
+            token = (page.meta or {}).get("next_token")
+            if not token:
+                break
+        return await self._take(MENTIONS_CURSOR, tweets, lambda t: self._on_tweet(t, users))
+
+    async def _poll_dms(self) -> float | None:
+        client, me = self._client, self.me
+        assert client is not None and me is not None
+        cursor = await self.state.store.get_state(self.name, DMS_CURSOR)
+        newer = int(cursor) if cursor else 0
+        events: list[Any] = []
+        users: dict[str, Any] = {}
+        token = None
+        for _ in range(MAX_PAGES if cursor else 1):
+            page = await self._call(
+                client.get_direct_message_events(
+                    event_types="MessageCreate",
+                    dm_event_fields=DM_FIELDS,
+                    expansions=["sender_id"],
+                    max_results=PAGE_SIZE,
+                    pagination_token=token,
+                    user_auth=True,
+                )
+            )
+            data = page.data or []
+            events.extend(e for e in data if int(e.id) > newer)
+            users.update({str(u.id): u for u in (page.includes or {}).get("users", [])})
+            token = (page.meta or {}).get("next_token")
+            if not token or any(int(e.id) <= newer for e in data):
+                break
+        return await self._take(DMS_CURSOR, events, lambda e: self._on_dm(e, users))
+
+    async def _take(
+        self, cursor: str, items: list[Any], handle: Callable[[Any], Awaitable[None]]
+    ) -> float | None:
+        """Handle items oldest first, then move the cursor past the last one handled."""
+        done: int | None = None
+        wait = None
+        for item in sorted(items, key=lambda i: int(i.id)):
+            try:
+                await handle(item)
+            except StoreError as exc:
+                log.warning("x message not stored; fetching it again", extra={"error": str(exc)})
+                wait = STORE_RETRY_SECONDS
+                break
+            except Exception:  # one message that cannot be handled must not block the rest
+                log.exception("x message not handled", extra={"x_id": str(item.id)})
+            done = int(item.id)
+        if done is not None:
+            await self.state.store.set_state(self.name, cursor, str(done))
+        return wait
+
+    async def _on_tweet(self, tweet: Any, users: Mapping[str, Any]) -> None:
+        author = str(tweet.author_id)
+        kinds = {r.type for r in (tweet.referenced_tweets or [])}
+        if author == self.me or "retweeted" in kinds:
+            return  # our own post, or a retweet: not a message to us
+        user = users.get(author)
+        if user is not None:
+            self._remember(author, str(user.username))
+        if await self._opt(author, tweet.text):
+            return
+        replying_to = str(tweet.in_reply_to_user_id) if tweet.in_reply_to_user_id else None
+        copied_in = replying_to not in (None, self.me) and not self._named(tweet.text)
+        answer = not (
+            "quoted" in kinds or copied_in or self._ignored(author, user) or self._stale(tweet)
+        )
+        await self._receive(
+            f"tweet:{tweet.id}", author, tweet.text, user, author if answer else None, tweet.id
+        )
+
+    async def _on_dm(self, event: Any, users: Mapping[str, Any]) -> None:
+        sender = str(event.sender_id)
+        if sender == self.me:
+            return  # our own reply, which X lists with the rest
+        text = event.text or "[attachment]"
+        if await self._opt(sender, text):
+            return
+        user = users.get(sender)
+        answer = not (self._ignored(sender, user) or self._stale(event))
+        await self._receive(f"dm:{event.id}", sender, text, user, sender if answer else None, None)
+
+    async def _receive(
+        self,
+        platform_id: str,
+        sender: str,
+        text: str,
+        user: Any,
+        conversation: str | None,
+        thread: Any,
+    ) -> None:
+        name = f"{user.name} (@{user.username})" if user is not None else None
+        await receive(
+            self.state,
+            Message(
+                channel=self.name,
+                platform_id=platform_id,
+                sender=sender,
+                text=text,
+                received_at=self.state.clock(),
+                sender_name=name,
+                conversation=conversation,  # None: queued for the team, no automatic reply
+                thread=str(thread) if thread is not None else None,
+            ),
+        )
+
+    async def _opt(self, sender: str, text: str) -> bool:
+        """STOP or START: record it and say so; nothing else happens for that message."""
+        command = _opt_command(text)
+        if command is None:
+            return False
+        await self.state.store.set_opted_out(self.name, sender, command == "stop")
+        log.info("x opt-out changed", extra={"command": command})
+        return True
+
+    def _named(self, text: str) -> bool:
+        """Whether the text names us outside the leading @names X adds to a reply."""
+        body = _LEADING_NAMES.sub("", text)
+        return bool(self.username) and f"@{self.username}".lower() in body.lower()
+
+    def _ignored(self, user_id: str, user: Any) -> bool:
+        ignore = self.settings.ignore
+        return user_id in ignore or (user is not None and str(user.username).lower() in ignore)
+
+    def _stale(self, item: Any) -> bool:
+        created: datetime | None = getattr(item, "created_at", None)
+        return created is not None and self.state.clock() - created > STALE
+
+    def _remember(self, user_id: str, username: str) -> None:
+        if len(self._usernames) > 10_000:
+            self._usernames.clear()
+        self._usernames[user_id] = username
+
+    # Sending.
+
+    async def send(self, delivery: Delivery) -> str | None:
+        client = self._client
+        if client is None:
+            raise TryLater("the X channel is not started")
+        try:
+            if delivery.reply_to is None:
+                response = await self._call(
+                    client.create_direct_message(
+                        participant_id=delivery.recipient, text=delivery.text, user_auth=True
+                    )
+                )
+                return str(response.data["dm_event_id"])
+            text = fit_reply(delivery.text, await self._username(client, delivery.recipient))
+            response = await self._call(
+                client.create_tweet(
+                    text=text, in_reply_to_tweet_id=delivery.reply_to, user_auth=True
+                )
+            )
+            return str(response.data["id"])
+        except tweepy.TooManyRequests as exc:
+            wait = _reset_in(exc)
+            raise TryLater(f"X rate limit: retry in {wait:.0f} s", wait) from None
+        except tweepy.Unauthorized as exc:  # a wrong token must not dead-letter every reply
+            log.error("X refused the credentials: check the five X_* variables")
+            raise TryLater(f"X refused the credentials: {self._why(exc)}") from None
+        except tweepy.Forbidden as exc:
+            if any("duplicate" in str(m).lower() for m in exc.api_messages):
+                raise Undeliverable(f"X refused a duplicate post: {self._why(exc)}") from None
+            raise Undeliverable(f"X refused it: {self._why(exc)}") from None
+        except (tweepy.BadRequest, tweepy.NotFound) as exc:
+            raise Undeliverable(f"X refused it: {self._why(exc)}") from None
+        except tweepy.HTTPException as exc:  # 5xx, or a status tweepy has no name for
+            status = getattr(exc.response, "status", 500)
+            if 400 <= status < 500:
+                raise Undeliverable(f"X refused it: {self._why(exc)}") from None
+            raise TryLater(f"X: {self._why(exc)}") from None
+        except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
+            raise TryLater(f"X: {self._why(exc)}") from None
+
+    def _why(self, exc: BaseException) -> str:
+        return self.settings.redact(_describe(exc))
+
+    async def _username(self, client: AsyncClient, user_id: str) -> str | None:
+        """The username to start a reply with: remembered from polling, else asked for.
+
+        Without it the reply still sits in the thread and X still tells the person."""
+        known = self._usernames.get(user_id)
+        if known is None:
+            try:
+                response = await self._call(client.get_user(id=user_id, user_auth=True))
+                if response.data is not None:
+                    known = str(response.data.username)
+                    self._remember(user_id, known)
+            except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
+                log.info("x username not found", extra={"error": self._why(exc)})
+        return known

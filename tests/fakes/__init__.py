@@ -1,0 +1,1 @@
+"""Local fake servers standing in for the platforms our channels talk to."""

@@ -1,0 +1,136 @@
+"""The whole product with a sending channel: `python -m bot` against the fake Telegram Bot API.
+
+The server runs as a real process on SQLite and on PostgreSQL, python-telegram-bot talks to the
+fake, and the fake posts updates to the server's webhook as Telegram does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.store import open_store
+from tests.conftest import copy_rules
+from tests.fakes.telegram import FakeTelegram, private_chat
+from tests.test_server import Server
+
+SECRET = "e2e-webhook-secret"
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def staffed_only_on(tmp_path: Path, day: date) -> Path:
+    """The shipped rules, staffed 9am to 5pm on `day`'s weekday only: closed now, whatever now is.
+
+    No bank holidays or closures, so the next opening is `day` at 9am.
+    """
+    hours = {
+        f'{name} = "{"09:00-16:30" if name == "friday" else "09:00-17:00"}"': "" for name in DAYS
+    }
+    rules = copy_rules(
+        tmp_path,
+        replace={
+            **hours,
+            "[hours]": f'[hours]\n{DAYS[day.weekday()]} = "09:00-17:00"',
+            'bank_holidays = "england-and-wales"': 'bank_holidays = "none"',
+            'from = "2026-12-24"': 'from = "2020-12-24"',
+            'to = "2027-01-01"': 'to = "2021-01-01"',
+        },
+    )
+    return rules
+
+
+def start(tmp_path: Path, rules: Path, database: str, fake: FakeTelegram) -> Server:
+    env = {
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_URL": fake.base_url,
+    }
+    server = Server(tmp_path, rules, database, env)
+    server.wait_for("telegram ready")
+    return server
+
+
+async def until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_telegram_message_out_of_hours_gets_the_honest_reply(
+    tmp_path: Path, database: str
+) -> None:
+    london = ZoneInfo("Europe/London")
+    opening = datetime.now(london).date() + timedelta(days=2)
+    rules = staffed_only_on(tmp_path, opening)
+    async with FakeTelegram() as fake:
+        server = await asyncio.to_thread(start, tmp_path, rules, database, fake)
+        try:
+            url = f"http://127.0.0.1:{server.port}/webhooks/telegram"
+            update = fake.text_message("Hello, I have a question about my account")
+            assert await fake.deliver(update, url, SECRET) == 200
+            await until(lambda: len(fake.sent) == 1)
+        finally:
+            await asyncio.to_thread(server.stop)
+
+    text = fake.sent[0]["text"]
+    say_day = f"{opening:%A} {opening.day} {opening:%B}"
+    assert "We're closed now and back at 9am" in text
+    assert f"We aim to reply by 1pm on {say_day}" in text  # 4 working hours from 9am
+    async with open_store(database) as store:
+        [item] = await store.open_items()
+    assert (item.channel, item.text, item.staffed) == (
+        "telegram",
+        "Hello, I have a question about my account",
+        False,
+    )
+    assert item.reference in text
+    assert item.reply_by == datetime(
+        opening.year, opening.month, opening.day, 13, tzinfo=london
+    ).astimezone(UTC)
+    assert not any(item.text in str(line) for line in server.lines)  # no message text in logs
+
+
+async def test_two_servers_never_send_the_same_reply_twice(tmp_path: Path, database: str) -> None:
+    """Every update is delivered to both servers at once: each citizen gets one reply."""
+    rules = copy_rules(tmp_path)
+    async with FakeTelegram() as fake:
+        one, two = await asyncio.gather(
+            asyncio.to_thread(start, tmp_path, rules, database, fake),
+            asyncio.to_thread(start, tmp_path, rules, database, fake),
+        )
+        try:
+            people = [
+                {"id": 5000 + i, "is_bot": False, "first_name": f"Person {i}"} for i in range(30)
+            ]
+            updates: list[dict[str, Any]] = [
+                fake.text_message(f"Question {i} about my bins", sender=p, chat=private_chat(p))
+                for i, p in enumerate(people)
+            ]
+            statuses = await asyncio.gather(
+                *(
+                    fake.deliver(u, f"http://127.0.0.1:{s.port}/webhooks/telegram", SECRET)
+                    for u in updates
+                    for s in (one, two)
+                )
+            )
+            assert set(statuses) == {200}
+            await until(lambda: len(fake.sent) >= 30)
+            await asyncio.sleep(2)  # long enough for a second send, if there were one
+        finally:
+            await asyncio.gather(asyncio.to_thread(one.stop), asyncio.to_thread(two.stop))
+
+    chats = sorted(message["chat_id"] for message in fake.sent)
+    assert chats == sorted(p["id"] for p in people)  # each exactly once
+    senders = {
+        line.get("logger")
+        for s in (one, two)
+        for line in s.lines
+        if line.get("event") == "reply sent"
+    }
+    assert senders == {"bot.outbox"}
