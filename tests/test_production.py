@@ -351,3 +351,30 @@ def test_the_purge_runs_once_across_two_servers_and_keeps_the_counts(
             return {name: (await store.get(ref)).text for name, ref in refs.items()}  # type: ignore[union-attr]
 
     assert asyncio.run(texts()) == {"old": "", "new": "new text", "bob": ""}
+
+
+def test_when_sqlite_is_locked_the_server_answers_503_and_recovers_by_itself(
+    rules: Path, tmp_path: Path
+) -> None:
+    """SQLite's outage: another program (a backup, a migration) holds the write lock too long."""
+    import sqlite3
+
+    path = tmp_path / "queue.sqlite3"
+    server = Server(tmp_path, rules, f"sqlite:///{path}")
+    try:
+        assert post(server.port, {"sender": "a", "text": "bin", "id": "before"})[0] == 202
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            status, body = post(server.port, {"sender": "a", "text": "bin", "id": "during"}, 30)
+            assert status == 503
+            assert body["retry-after"] == "5"
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        status, body = post(server.port, {"sender": "a", "text": "bin", "id": "during"})
+        assert status == 202, body
+        assert server.proc.poll() is None  # the same process
+    finally:
+        server.stop()
+    assert set(asyncio.run(stored(f"sqlite:///{path}"))) == {"before", "during"}
