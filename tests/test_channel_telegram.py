@@ -74,7 +74,7 @@ async def telegram(
     app.router.add_routes(channel.routes())
     client = await aiohttp_client(app)
     await channel.start()
-    await asyncio.wait_for(channel._ready.wait(), 10)
+    await asyncio.wait_for(channel.ready.wait(), 10)
     yield Harness(fake, channel, sender, client, state, clock)
     await channel.stop()
 

@@ -137,7 +137,7 @@ class TelegramChannel:
         self.app.add_handler(TypeHandler(Update, self._on_update))
         self.app.add_error_handler(self._on_error)
         self._failed: dict[int, BaseException] = {}  # update_id -> what stopped it being stored
-        self._ready = asyncio.Event()
+        self.ready = asyncio.Event()  # set once getMe has answered: then we can receive
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -164,9 +164,9 @@ class TelegramChannel:
         self._tasks.clear()
         if self.app.running:
             await self.app.stop()
-        if self._ready.is_set():
+        if self.ready.is_set():
             await self.app.shutdown()
-        self._ready.clear()
+        self.ready.clear()
 
     async def _initialise(self) -> None:
         """getMe (the bot's own name, to notice mentions), retried until Telegram answers."""
@@ -183,7 +183,7 @@ class TelegramChannel:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
-        self._ready.set()
+        self.ready.set()
         log.info("telegram ready", extra={"bot": self.app.bot.username, "mode": self.settings.mode})
 
     # Receiving.
@@ -199,7 +199,7 @@ class TelegramChannel:
                 raise ValueError("not an Update")
         except ValueError:
             return web.json_response({"error": "the body is not a Telegram Update"}, status=400)
-        if not self._ready.is_set():  # getMe has not answered yet: Telegram will redeliver
+        if not self.ready.is_set():  # getMe has not answered yet: Telegram will redeliver
             return web.json_response({"error": "starting; try again"}, status=503)
         try:
             stored = await self.process(data)
@@ -289,7 +289,7 @@ class TelegramChannel:
         return False
 
     async def _poll(self) -> None:
-        await self._ready.wait()
+        await self.ready.wait()
         bot = self.app.bot
         await bot.delete_webhook()  # getUpdates is refused while a webhook is set
         offset: int | None = None
@@ -318,7 +318,7 @@ class TelegramChannel:
     # Sending.
 
     async def send(self, delivery: Delivery) -> str | None:
-        await asyncio.wait_for(self._ready.wait(), 30)
+        await asyncio.wait_for(self.ready.wait(), 30)
         reply = None
         if delivery.reply_to is not None:
             reply = ReplyParameters(int(delivery.reply_to), allow_sending_without_reply=True)

@@ -1,0 +1,234 @@
+"""One contract for every channel: the same tests run over the web, Telegram and X.
+
+Each channel has a driver that plays the platform's side: it delivers a citizen's message the
+way the platform does (an HTTP POST, a Telegram webhook, an X mention found by polling), and
+reads back what the citizen received. Where a promise cannot apply (the web answers in its HTTP
+response, so nothing is ever sent later; X is polled, so it has no webhook to protect), the test
+says so and is skipped for that channel only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any, Protocol
+
+import pytest
+
+from bot.channels import Channel
+from bot.outbox import Sender
+from bot.web import State, make_app
+from tests.conftest import Clock
+from tests.fakes.telegram import FakeTelegram
+
+
+class Driver(Protocol):
+    name: str
+    sends_later: bool  # replies go through the outbox (not in the HTTP response)
+    has_webhook: bool
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        """Deliver a message as the platform would; `again` redelivers an earlier one."""
+        ...
+
+    async def received(self) -> list[str]:
+        """What the citizen has been sent so far, in order."""
+        ...
+
+    def fail_next_send(self, kind: str) -> None:
+        """kind: "429" (retry after 7 s) or "permanent"."""
+        ...
+
+    async def bad_secret(self) -> int: ...
+
+    async def flush(self) -> None:
+        """Let the channel and the sender loop do what is due now."""
+        ...
+
+    async def restart(self) -> None:
+        """Stop the channel and start it again, as a restart of the server does."""
+        ...
+
+
+class WebDriver:
+    name = "web"
+    sends_later = False
+    has_webhook = False
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.replies: list[str] = []
+        self.count = 0
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        self.count += 1
+        body = again or {"sender": "citizen@example.org", "text": text, "id": f"w{self.count}"}
+        response = await self.client.post("/api/messages", json=body)
+        assert response.status == 202
+        reply = (await response.json())["reply"]
+        if reply is not None and again is None:
+            self.replies.append(reply)
+        return body
+
+    async def received(self) -> list[str]:
+        return list(self.replies)
+
+    def fail_next_send(self, kind: str) -> None:
+        pytest.skip("the web answers in its HTTP response: it never sends later")
+
+    async def bad_secret(self) -> int:
+        pytest.skip("the web channel's API is public, like the form it serves")
+
+    async def flush(self) -> None:
+        return None
+
+    async def restart(self) -> None:
+        return None  # the web channel is the server itself
+
+
+class TelegramDriver:
+    name = "telegram"
+    sends_later = True
+    has_webhook = True
+    secret = "contract-secret"
+
+    def __init__(self, fake: FakeTelegram, client: Any, sender: Sender, channel: Any) -> None:
+        self.fake = fake
+        self.client = client
+        self.sender = sender
+        self.channel = channel
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url("/webhooks/telegram"))
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        update = again or self.fake.text_message(text)
+        assert await self.fake.deliver(update, self.url, self.secret) == 200
+        return update
+
+    async def received(self) -> list[str]:
+        return [str(m["text"]) for m in self.fake.sent]
+
+    def fail_next_send(self, kind: str) -> None:
+        self.fake.fail_next("sendMessage", "429" if kind == "429" else "403-blocked", retry_after=7)
+
+    async def bad_secret(self) -> int:
+        return await self.fake.deliver(self.fake.text_message("hi"), self.url, "not-the-secret")
+
+    async def flush(self) -> None:
+        await self.sender.once()
+
+    async def restart(self) -> None:
+        await self.channel.stop()
+        await self.channel.start()
+        await asyncio.wait_for(self.channel.ready.wait(), 10)
+
+
+@pytest.fixture(params=["web", "telegram"])
+async def driver(
+    request: pytest.FixtureRequest, state: State, clock: Clock, aiohttp_client: Any
+) -> AsyncIterator[Driver]:
+    channels: dict[str, Channel] = {}
+    fake: FakeTelegram | None = None
+    if request.param == "telegram":
+        from bot.channels.telegram import TelegramChannel, TelegramSettings
+
+        fake = FakeTelegram()
+        await fake.start()
+        settings = TelegramSettings(
+            {
+                "TELEGRAM_BOT_TOKEN": fake.token,
+                "TELEGRAM_WEBHOOK_SECRET": TelegramDriver.secret,
+                "TELEGRAM_API_URL": fake.base_url,
+            }
+        )
+        channels["telegram"] = TelegramChannel(state, settings)
+    sender = Sender(state.store, channels, "contract", clock=clock)
+    state.wake = sender.wake
+    app = make_app(state)
+    for channel in channels.values():
+        app.router.add_routes(channel.routes())
+        await channel.start()
+        await channel.start()  # twice: idempotent
+    client = await aiohttp_client(app)
+    try:
+        if fake is not None:
+            channel = channels["telegram"]
+            await asyncio.wait_for(channel.ready.wait(), 10)  # type: ignore[attr-defined]
+            yield TelegramDriver(fake, client, sender, channel)
+        else:
+            yield WebDriver(client)
+    finally:
+        for channel in channels.values():
+            await channel.stop()
+            await channel.stop()  # twice: idempotent
+        if fake is not None:
+            await fake.stop()
+
+
+async def test_a_message_is_stored_and_acknowledged_once(driver: Driver, state: State) -> None:
+    await driver.deliver("My bin wasn't emptied")
+    await driver.flush()
+    await driver.flush()
+
+    [item] = await state.store.open_items()
+    assert item.channel == driver.name and item.text == "My bin wasn't emptied"
+    assert await driver.received() == [item.auto_reply]
+    assert item.reference in item.auto_reply  # type: ignore[operator]
+
+
+async def test_a_redelivery_is_ignored(driver: Driver, state: State) -> None:
+    first = await driver.deliver("Is the tip open on Sunday?")
+    await driver.deliver("Is the tip open on Sunday?", again=first)
+    await driver.flush()
+
+    assert len(await state.store.open_items()) == 1
+    assert len(await driver.received()) == 1
+
+
+async def test_a_rate_limited_reply_is_sent_after_the_time_given(
+    driver: Driver, state: State, clock: Clock
+) -> None:
+    driver.fail_next_send("429")
+    await driver.deliver("Where do I pay my council tax?")
+    await driver.flush()
+    assert await driver.received() == []
+    clock.now += timedelta(seconds=6)
+    await driver.flush()
+    assert await driver.received() == []
+    clock.now += timedelta(seconds=2)
+    await driver.flush()
+    assert len(await driver.received()) == 1
+
+
+async def test_a_permanent_refusal_is_a_dead_letter(
+    driver: Driver, state: State, clock: Clock
+) -> None:
+    driver.fail_next_send("permanent")
+    await driver.deliver("Hello?")
+    await driver.flush()
+    clock.now += timedelta(hours=1)
+    await driver.flush()
+    assert await driver.received() == []
+    [dead] = await state.store.deliveries("dead")
+    assert dead.channel == driver.name and dead.last_error
+
+
+async def test_a_bad_webhook_secret_gets_403_and_nothing_is_stored(
+    driver: Driver, state: State
+) -> None:
+    assert await driver.bad_secret() == 403
+    assert await state.store.open_items() == []
+
+
+async def test_a_restarted_channel_carries_on(driver: Driver, state: State) -> None:
+    await driver.deliver("First message")
+    await driver.flush()
+    await driver.restart()
+    await driver.restart()
+    await driver.deliver("Second message")
+    await driver.flush()
+    assert len(await state.store.open_items()) == 2
+    assert len(await driver.received()) == 1  # the second is within the cooldown
