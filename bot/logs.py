@@ -56,6 +56,9 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
+QUIET = ("httpx", "httpcore", "oauthlib", "requests_oauthlib", "telegram", "tweepy")
+
+
 def flush_logs() -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
@@ -69,3 +72,8 @@ def setup(level: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("LOG_LEVEL") or "INFO").upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Libraries that would log secrets: httpx logs each request's URL, and Telegram's URLs
+    # carry the bot token; oauthlib logs X's consumer key and access token when signing.
+    # Their warnings and errors still come through; nothing they say below that is needed.
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

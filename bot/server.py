@@ -147,7 +147,8 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         jobs = loop.create_task(run_jobs(state, holder))
         for channel in channels.values():
             await channel.start()
-        sending = loop.create_task(sender.run())
+        # With no channel that sends later (the web answers in its response), nothing to send.
+        sending = loop.create_task(sender.run() if channels else asyncio.sleep(0))
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from bot.channels import Channel
-from bot.outbox import Sender
+from bot.channels import Channel, Limits
+from bot.outbox import Pace, Sender
 from bot.web import State, make_app
 from tests.conftest import Clock
 from tests.fakes.telegram import FakeTelegram
@@ -25,8 +25,7 @@ from tests.fakes.telegram import FakeTelegram
 
 class Driver(Protocol):
     name: str
-    sends_later: bool  # replies go through the outbox (not in the HTTP response)
-    has_webhook: bool
+    retry_after: float  # what the fake platform's rate limit answer asks for, in seconds
 
     async def deliver(self, text: str, again: Any = None) -> Any:
         """Deliver a message as the platform would; `again` redelivers an earlier one."""
@@ -53,8 +52,7 @@ class Driver(Protocol):
 
 class WebDriver:
     name = "web"
-    sends_later = False
-    has_webhook = False
+    retry_after = 0.0
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -89,8 +87,7 @@ class WebDriver:
 
 class TelegramDriver:
     name = "telegram"
-    sends_later = True
-    has_webhook = True
+    retry_after = 7.0
     secret = "contract-secret"
 
     def __init__(self, fake: FakeTelegram, client: Any, sender: Sender, channel: Any) -> None:
@@ -126,7 +123,50 @@ class TelegramDriver:
         await asyncio.wait_for(self.channel.ready.wait(), 10)
 
 
-@pytest.fixture(params=["web", "telegram"])
+class XDriver:
+    name = "x"
+    retry_after = 3.0  # the fake's x-rate-limit-reset is 3 s ahead (whole seconds)
+
+    def __init__(self, fake: Any, channel: Any, sender: Sender, state: State) -> None:
+        self.fake = fake
+        self.channel = channel
+        self.sender = sender
+        self.state = state
+
+    async def _polled(self, more: int = 2) -> None:
+        target = len(self.fake.requests_to("mentions")) + more
+        async with asyncio.timeout(10):
+            while len(self.fake.requests_to("mentions")) < target:
+                await asyncio.sleep(0.02)
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        if again is not None:  # X never pushes twice; a stale cursor reads a mention again
+            await self.state.store.set_state("x", "mentions_since_id", "1")
+            await self._polled()
+            return again
+        mention = self.fake.add_mention(f"@AnytownCouncil {text}")
+        await self._polled()
+        return mention
+
+    async def received(self) -> list[str]:
+        return [str(p["text"]).removeprefix("@jobloggs ") for p in self.fake.posted]
+
+    def fail_next_send(self, kind: str) -> None:
+        self.fake.fail_next("create_tweet", "429" if kind == "429" else "403")
+
+    async def bad_secret(self) -> int:
+        pytest.skip("X is polled: there is no webhook to protect")
+
+    async def flush(self) -> None:
+        await self.sender.once()
+
+    async def restart(self) -> None:
+        await self.channel.stop()
+        await self.channel.start()
+        await asyncio.wait_for(self.channel.ready.wait(), 10)
+
+
+@pytest.fixture(params=["web", "telegram", "x"])
 async def driver(
     request: pytest.FixtureRequest, state: State, clock: Clock, aiohttp_client: Any
 ) -> AsyncIterator[Driver]:
@@ -145,7 +185,20 @@ async def driver(
             }
         )
         channels["telegram"] = TelegramChannel(state, settings)
+    x_fake: Any = None
+    if request.param == "x":
+        from bot.channels.x import XChannel
+        from tests.fakes.x import FakeX
+
+        x_fake = FakeX(now=clock)
+        await x_fake.start()
+        secrets = ("X_BEARER_TOKEN", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN")
+        env = {name: f"test-{name.lower()}" for name in (*secrets, "X_ACCESS_TOKEN_SECRET")}
+        env.update(X_API_URL=x_fake.url, X_POLL_SECONDS="0.05")
+        channels["x"] = XChannel(state, env)
     sender = Sender(state.store, channels, "contract", clock=clock)
+    if "x" in channels:  # X's real spacing (30 s between two replies to one person) is slow
+        sender.paces["x"] = Pace(Limits(per_second=1000.0, per_recipient_seconds=0.0))
     state.wake = sender.wake
     app = make_app(state)
     for channel in channels.values():
@@ -158,6 +211,9 @@ async def driver(
             channel = channels["telegram"]
             await asyncio.wait_for(channel.ready.wait(), 10)  # type: ignore[attr-defined]
             yield TelegramDriver(fake, client, sender, channel)
+        elif x_fake is not None:
+            await asyncio.wait_for(channels["x"].ready.wait(), 10)  # type: ignore[attr-defined]
+            yield XDriver(x_fake, channels["x"], sender, state)
         else:
             yield WebDriver(client)
     finally:
@@ -166,6 +222,8 @@ async def driver(
             await channel.stop()  # twice: idempotent
         if fake is not None:
             await fake.stop()
+        if x_fake is not None:
+            await x_fake.stop()
 
 
 async def test_a_message_is_stored_and_acknowledged_once(driver: Driver, state: State) -> None:
@@ -174,7 +232,7 @@ async def test_a_message_is_stored_and_acknowledged_once(driver: Driver, state: 
     await driver.flush()
 
     [item] = await state.store.open_items()
-    assert item.channel == driver.name and item.text == "My bin wasn't emptied"
+    assert item.channel == driver.name and item.text.endswith("My bin wasn't emptied")
     assert await driver.received() == [item.auto_reply]
     assert item.reference in item.auto_reply  # type: ignore[operator]
 
@@ -195,10 +253,10 @@ async def test_a_rate_limited_reply_is_sent_after_the_time_given(
     await driver.deliver("Where do I pay my council tax?")
     await driver.flush()
     assert await driver.received() == []
-    clock.now += timedelta(seconds=6)
+    clock.now += timedelta(seconds=driver.retry_after - 2)
     await driver.flush()
     assert await driver.received() == []
-    clock.now += timedelta(seconds=2)
+    clock.now += timedelta(seconds=3)
     await driver.flush()
     assert len(await driver.received()) == 1
 

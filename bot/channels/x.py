@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import re
 import time
@@ -66,7 +67,6 @@ DM_POLL_FACTOR = 3  # Basic allows 15 mentions requests a window but only 5 DM o
 MAX_PAGES = 8  # 8 pages of 100: the 800 mentions the endpoint goes back to
 PAGE_SIZE = 100
 REQUEST_SECONDS = 30.0
-STORE_RETRY_SECONDS = 5.0
 REFUSED_RETRY_SECONDS = 900.0  # a 401 or 403 while reading: a setting to fix, not a blip
 STALE = timedelta(hours=24)
 TWEET_LIMIT = 280
@@ -198,10 +198,12 @@ def _describe(exc: BaseException) -> str:
 
 class XChannel:
     name = "x"
-    # X allows about 100 posts a day on Basic (17 on Free) and 5 DMs per 15 minutes, and its
-    # spam filter watches bursts: one send every 5 seconds at most, and a minute between two
-    # sends to one person. When a quota runs out, X's 429 reschedules for its reset time.
-    limits = Limits(per_second=0.2, per_recipient_seconds=60.0)
+    # X's quotas are per 15 minutes and per 24 hours (Basic: 100 posts a day, 5 DMs per 15
+    # minutes; Free: 17 posts a day), which no spacing can keep to without delaying replies for
+    # hours: when one runs out, X's 429 reschedules the reply for its reset time. The spacing is
+    # for X's spam filter, which watches bursts: one send every 5 seconds at most, and half a
+    # minute between two to one person (the automatic reply, then the team's).
+    limits = Limits(per_second=0.2, per_recipient_seconds=30.0)
     capabilities = Capabilities(max_length=TWEET_LIMIT, threads=True, groups=False)
 
     def __init__(self, state: State, env: Mapping[str, str]) -> None:
@@ -270,7 +272,7 @@ class XChannel:
                 break
             except tweepy.TooManyRequests as exc:
                 wait, error = _reset_in(exc), self._why(exc)
-            except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
+            except Exception as exc:  # unreachable, 5xx, a bad token: all worth trying again
                 wait, error = delay, self._why(exc)
                 delay = min(delay * 2, 300.0)
                 if isinstance(exc, tweepy.Unauthorized):
@@ -280,12 +282,12 @@ class XChannel:
         self.ready.set()
         log.info("x ready", extra={"account": self.username})
 
-    async def _guarded(self, poll: Callable[[], Awaitable[float | None]], every: float) -> float:
+    async def _guarded(self, poll: Callable[[], Awaitable[None]], every: float) -> float:
         """Run one poll; return the seconds until the next, as X's answer allows."""
         what = poll.__name__.removeprefix("_poll_")
         try:
-            wait = await poll()
-            return every if wait is None else wait
+            await poll()
+            return every
         except tweepy.TooManyRequests as exc:
             wait = _reset_in(exc)
             log.warning(
@@ -306,11 +308,14 @@ class XChannel:
                 extra={"endpoint": what, "error": self.settings.redact(_describe(exc))},
             )
             return every
-        except StoreError as exc:  # the cursor could not be saved: fetch the same again soon
+        except StoreError as exc:  # the cursor is not saved: the same are fetched next time
             log.warning("x cursor not saved", extra={"endpoint": what, "error": str(exc)})
-            return min(every, STORE_RETRY_SECONDS)
+            return every
+        except Exception:  # a surprise in X's answer must not end polling for good
+            log.exception("x polling failed", extra={"endpoint": what})
+            return every
 
-    async def _poll_mentions(self) -> float | None:
+    async def _poll_mentions(self) -> None:
         client, me = self._client, self.me
         assert client is not None and me is not None
         cursor = await self.state.store.get_state(self.name, MENTIONS_CURSOR)
@@ -333,9 +338,9 @@ class XChannel:
             token = (page.meta or {}).get("next_token")
             if not token:
                 break
-        return await self._take(MENTIONS_CURSOR, tweets, lambda t: self._on_tweet(t, users))
+        await self._take(MENTIONS_CURSOR, tweets, lambda t: self._on_tweet(t, users))
 
-    async def _poll_dms(self) -> float | None:
+    async def _poll_dms(self) -> None:
         client, me = self._client, self.me
         assert client is not None and me is not None
         cursor = await self.state.store.get_state(self.name, DMS_CURSOR)
@@ -360,27 +365,24 @@ class XChannel:
             token = (page.meta or {}).get("next_token")
             if not token or any(int(e.id) <= newer for e in data):
                 break
-        return await self._take(DMS_CURSOR, events, lambda e: self._on_dm(e, users))
+        await self._take(DMS_CURSOR, events, lambda e: self._on_dm(e, users))
 
     async def _take(
         self, cursor: str, items: list[Any], handle: Callable[[Any], Awaitable[None]]
-    ) -> float | None:
+    ) -> None:
         """Handle items oldest first, then move the cursor past the last one handled."""
         done: int | None = None
-        wait = None
         for item in sorted(items, key=lambda i: int(i.id)):
             try:
                 await handle(item)
             except StoreError as exc:
                 log.warning("x message not stored; fetching it again", extra={"error": str(exc)})
-                wait = STORE_RETRY_SECONDS
                 break
             except Exception:  # one message that cannot be handled must not block the rest
                 log.exception("x message not handled", extra={"x_id": str(item.id)})
             done = int(item.id)
         if done is not None:
             await self.state.store.set_state(self.name, cursor, str(done))
-        return wait
 
     async def _on_tweet(self, tweet: Any, users: Mapping[str, Any]) -> None:
         author = str(tweet.author_id)
@@ -390,15 +392,16 @@ class XChannel:
         user = users.get(author)
         if user is not None:
             self._remember(author, str(user.username))
-        if await self._opt(author, tweet.text):
+        text = html.unescape(tweet.text)  # API v2 sends a post's &, < and > as HTML entities
+        if await self._opt(author, text):
             return
         replying_to = str(tweet.in_reply_to_user_id) if tweet.in_reply_to_user_id else None
-        copied_in = replying_to not in (None, self.me) and not self._named(tweet.text)
+        copied_in = replying_to not in (None, self.me) and not self._named(text)
         answer = not (
             "quoted" in kinds or copied_in or self._ignored(author, user) or self._stale(tweet)
         )
         await self._receive(
-            f"tweet:{tweet.id}", author, tweet.text, user, author if answer else None, tweet.id
+            f"tweet:{tweet.id}", author, text, user, author if answer else None, tweet.id
         )
 
     async def _on_dm(self, event: Any, users: Mapping[str, Any]) -> None:
