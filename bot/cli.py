@@ -1,5 +1,5 @@
-"""The command line: serve, migrate, telegram, check, preview, bio, queue, export, erase, done,
-reopen, replied.
+"""The command line: serve, migrate, telegram, check, preview, bio, queue, outbox, export, erase,
+done, reopen, replied.
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -20,7 +20,14 @@ from zoneinfo import ZoneInfo
 from bot import when
 from bot.check import load, rules_path, summary
 from bot.errors import HoldingReplyError, RulesError, StoreError
-from bot.models import Message, PersonalData, QueueItem, SenderState
+from bot.models import (
+    Delivery,
+    Message,
+    PersonalData,
+    QueueItem,
+    SenderState,
+    reference_for,
+)
 from bot.server import auto_migrate, database_url, serve
 from bot.store import NotFound, open_store
 from bot.triage import Triage
@@ -117,7 +124,7 @@ def _zone(args: argparse.Namespace) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def item_json(item: QueueItem, tz: ZoneInfo) -> dict[str, Any]:
+def item_json(item: QueueItem | Delivery, tz: ZoneInfo) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in item.__slots__:
         value = getattr(item, key)
@@ -277,6 +284,44 @@ def cmd_telegram(args: argparse.Namespace) -> int:
         raise
 
 
+async def _outbox(args: argparse.Namespace, tz: ZoneInfo) -> int:
+    async with open_store(database_url(), migrate=auto_migrate()) as store:
+        if args.retry is not None:
+            if not await store.revive(args.retry, datetime.now(UTC)):
+                raise HoldingReplyError(f"Delivery {args.retry} is not a dead letter.")
+            print(f"Delivery {args.retry} will be sent again.")
+            return 0
+        states = ["dead"] if args.dead else ["dead", "pending"]
+        rows = [d for state in states for d in await store.deliveries(state, limit=500)]
+    if args.json:
+        out = [
+            {**item_json(d, tz), "reference": reference_for(d.message_id) if d.message_id else None}
+            for d in rows
+        ]
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    if not rows:
+        print("Nothing waiting to be sent, and no dead letters.")
+        return 0
+    print(
+        f"{'id':>6} {'state':<8} {'channel':<9} {'reference':<10} {'tries':>5} {'next try':<17} why"
+    )
+    for d in rows:
+        ref = reference_for(d.message_id) if d.message_id else "-"
+        when_ = (
+            d.next_attempt_at.astimezone(tz).strftime("%a %d %b %H:%M")
+            if d.state == "pending"
+            else "-"
+        )
+        why = " ".join((d.last_error or "").split())[:70]
+        print(f"{d.id:>6} {d.state:<8} {d.channel:<9} {ref:<10} {d.attempts:>5} {when_:<17} {why}")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    return asyncio.run(_outbox(args, _zone(args)))
+
+
 async def _migrate() -> int:
     async with open_store(database_url(), migrate=True) as store:
         for name in store.applied:
@@ -367,6 +412,13 @@ def parser() -> argparse.ArgumentParser:
         if name == "erase":
             s.add_argument("--yes", action="store_true", help="really erase: it cannot be undone")
         s.set_defaults(func=cmd_personal)
+
+    s = sub.add_parser("outbox", help="replies waiting to be sent, and dead letters")
+    rules_arg(s)
+    s.add_argument("--dead", action="store_true", help="only the dead letters")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--retry", type=int, metavar="ID", help="send a dead letter again")
+    s.set_defaults(func=cmd_outbox)
 
     s = sub.add_parser("done", help="mark a message done")
     s.add_argument("reference")

@@ -139,3 +139,39 @@ async def test_two_servers_never_send_the_same_reply_twice(tmp_path: Path, datab
         if line.get("event") == "reply sent"
     }
     assert senders == {"bot.outbox"}
+
+
+async def test_x_mentions_and_direct_messages_are_answered_by_the_server(
+    tmp_path: Path, database: str
+) -> None:
+    from tests.fakes.x import FakeX
+
+    london = ZoneInfo("Europe/London")
+    opening = datetime.now(london).date() + timedelta(days=2)
+    rules = staffed_only_on(tmp_path, opening)
+    async with FakeX() as fake:
+        names = ("X_BEARER_TOKEN", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN")
+        env = {name: f"e2e-{name.lower()}" for name in (*names, "X_ACCESS_TOKEN_SECRET")}
+        env.update(X_API_URL=fake.url, X_POLL_SECONDS="0.2")
+        mention = fake.add_mention("@AnytownCouncil Hello, I have a question about my account")
+        neighbour = fake.add_user("Sam Smith", "samsmith")
+        fake.add_dm("Hello, I have a question about my bill", sender=neighbour)
+        server = await asyncio.to_thread(Server, tmp_path, rules, database, env)
+        try:
+            await until(lambda: len(fake.posted) == 1 and len(fake.dms_sent) == 1)
+            await asyncio.sleep(1)  # a second reply to either would have come by now
+        finally:
+            await asyncio.to_thread(server.stop)
+
+    say_day = f"{opening:%A} {opening.day} {opening:%B}"
+    [posted] = fake.posted
+    assert posted["text"].startswith("@jobloggs ")
+    assert posted["conversation_id"] == mention["id"]
+    assert f"1pm on {say_day}" in posted["text"]
+    [dm] = fake.dms_sent
+    assert f"We aim to reply by 1pm on {say_day}" in dm["text"]
+    async with open_store(database) as store:
+        items = await store.open_items()
+    assert sorted(item.platform_id.partition(":")[0] for item in items) == ["dm", "tweet"]
+    logged = "\n".join(str(line) for line in server.lines)
+    assert all(value not in logged for value in env.values() if value.startswith("e2e-"))

@@ -29,6 +29,8 @@ from tests.postgres import SERVER, fresh_database, require
 from tests.test_cli import run
 from tests.test_server import Server
 
+NOW_UTC = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
 
 @pytest.fixture
 def rules(tmp_path: Path) -> Path:
@@ -378,3 +380,28 @@ def test_when_sqlite_is_locked_the_server_answers_503_and_recovers_by_itself(
     finally:
         server.stop()
     assert set(asyncio.run(stored(f"sqlite:///{path}"))) == {"before", "during"}
+
+
+def test_the_team_sees_dead_letters_and_can_send_them_again(database: str) -> None:
+    from bot.models import Outgoing
+
+    async def seed_dead() -> int:
+        async with open_store(database) as store:
+            d = await store.enqueue(Outgoing("telegram", "42", "auto", "Thank you"), NOW_UTC)
+            await store.claim_deliveries("p", NOW_UTC, timedelta(minutes=1))
+            await store.give_up(d.id, "p", "Forbidden: bot was blocked by the user")
+            return d.id
+
+    dead = asyncio.run(seed_dead())
+    env = {"DATABASE_URL": database}
+    listed = run("outbox", "--dead", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "dead" in listed.stdout and "bot was blocked by the user" in listed.stdout
+    [row] = json.loads(run("outbox", "--json", env=env).stdout)
+    assert (row["id"], row["state"], row["channel"]) == (dead, "dead", "telegram")
+
+    assert run("outbox", "--retry", str(dead), env=env).returncode == 0
+    again = run("outbox", "--retry", str(dead), env=env)
+    assert again.returncode == 1 and "not a dead letter" in again.stderr
+    [row] = json.loads(run("outbox", "--json", env=env).stdout)
+    assert (row["state"], row["attempts"]) == ("pending", 0)

@@ -160,7 +160,14 @@ class Store(Protocol):
         """A permanent failure: the delivery is dead, for the team to see and act on."""
         ...
 
-    async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]: ...
+    async def revive(self, delivery_id: int, at: datetime) -> bool:
+        """Try a dead letter again from `at`, with a fresh set of attempts. False if it was
+        not dead."""
+        ...
+
+    async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]:
+        """Deliveries in one state ("pending", "sent" or "dead"), oldest first."""
+        ...
 
     # Channels.
 

@@ -462,6 +462,10 @@ class PostgresStore:
     async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
         return await self._changed(queries.GIVE_UP, delivery_id, holder, error)
 
+    async def revive(self, delivery_id: int, at: datetime) -> bool:
+        _aware(at)
+        return await self._changed(queries.REVIVE, delivery_id, at)
+
     async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]:
         async def run(conn: Conn) -> list[Delivery]:
             return [Delivery(*r) for r in await conn.fetch(queries.DELIVERIES, state, limit)]

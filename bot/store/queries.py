@@ -144,6 +144,10 @@ WHERE id = $1 AND holder = $2 AND state = 'pending'"""
 GIVE_UP = """UPDATE outbox SET state = 'dead', last_error = $3, holder = NULL, lease_until = NULL
 WHERE id = $1 AND holder = $2 AND state = 'pending'"""
 DELIVERIES = f"SELECT {DELIVERY} FROM outbox WHERE state = $1 ORDER BY id LIMIT $2"
+# The team tries a dead letter again (the person unblocked the bot): a fresh set of attempts.
+REVIVE = """UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2,
+    holder = NULL, lease_until = NULL
+WHERE id = $1 AND state = 'dead'"""
 
 # Channels' own small state (cursors such as X's since_id).
 GET_STATE = "SELECT value FROM channel_state WHERE channel = $1 AND key = $2"

@@ -665,6 +665,9 @@ class SQLiteStore:
     async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
         return await self._changed(queries.GIVE_UP, (delivery_id, holder, error))
 
+    async def revive(self, delivery_id: int, at: datetime) -> bool:
+        return await self._changed(queries.REVIVE, (delivery_id, to_text(at)))
+
     async def deliveries(self, state: str, limit: int = 100) -> list[Delivery]:
         sql = _q(queries.DELIVERIES)
         return await self._read(

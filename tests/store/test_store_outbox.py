@@ -145,3 +145,16 @@ async def test_channel_state_is_kept_per_channel(store: Store) -> None:
     await store.set_state("telegram", "mentions_since_id", "1")
     assert await store.get_state("x", "mentions_since_id") == "205"
     assert await store.get_state("telegram", "mentions_since_id") == "1"
+
+
+async def test_a_dead_letter_can_be_sent_again_with_fresh_attempts(store: Store) -> None:
+    d = await store.enqueue(reply(1), NOW)
+    await store.claim_deliveries("a", NOW, MINUTE)
+    assert await store.give_up(d.id, "a", "Forbidden: bot was blocked by the user")
+    assert not await store.revive(d.id + 1000, NOW)  # no such delivery
+
+    assert await store.revive(d.id, NOW + 60 * MINUTE)
+    assert not await store.revive(d.id, NOW + 60 * MINUTE)  # no longer dead
+    assert await store.claim_deliveries("b", NOW + 59 * MINUTE, MINUTE) == []
+    [again] = await store.claim_deliveries("b", NOW + 60 * MINUTE, MINUTE)
+    assert (again.id, again.attempts, again.state) == (d.id, 1, "pending")
