@@ -23,6 +23,7 @@ LONDON = ZoneInfo("Europe/London")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
 
 
 def _is_local(address: Any) -> bool:
@@ -46,11 +47,21 @@ def _guarded(real: Callable[..., Any]) -> Callable[..., Any]:
     return connect
 
 
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and not _is_local((name, 0)):
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"test tried to resolve {name!r}: tests may only use loopback"
+        )
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail loudly, at once, on any connection that leaves this machine."""
+    """Fail loudly, at once, on any connection (or name lookup) that leaves this machine."""
     monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
 
 
 def london(text: str) -> datetime:

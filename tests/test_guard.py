@@ -21,3 +21,37 @@ def test_loopback_is_allowed() -> None:
         server.listen()
         with socket.create_connection(server.getsockname(), timeout=5):
             pass
+
+
+async def test_the_real_telegram_client_cannot_reach_telegram_from_a_test() -> None:
+    """python-telegram-bot left at its default address fails fast instead of hanging."""
+    import telegram
+    from telegram.error import NetworkError
+
+    began = time.monotonic()
+    bot = telegram.Bot("123456:not-a-real-token")  # https://api.telegram.org
+    with pytest.raises(NetworkError, match="loopback"):
+        await bot.get_me()
+    assert time.monotonic() - began < 5
+
+
+async def test_the_real_x_client_cannot_reach_x_from_a_test() -> None:
+    import aiohttp
+
+    from bot.xapi import open_client
+
+    env = {
+        name: "not-a-real-secret"
+        for name in (
+            "X_BEARER_TOKEN",
+            "X_API_KEY",
+            "X_API_SECRET",
+            "X_ACCESS_TOKEN",
+            "X_ACCESS_TOKEN_SECRET",
+        )
+    }
+    began = time.monotonic()
+    async with open_client(env) as client:  # https://api.twitter.com
+        with pytest.raises(aiohttp.ClientError, match="loopback"):
+            await client.get_me()
+    assert time.monotonic() - began < 5
