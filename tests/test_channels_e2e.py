@@ -175,3 +175,35 @@ async def test_x_mentions_and_direct_messages_are_answered_by_the_server(
     assert sorted(item.platform_id.partition(":")[0] for item in items) == ["dm", "tweet"]
     logged = "\n".join(str(line) for line in server.lines)
     assert all(value not in logged for value in env.values() if value.startswith("e2e-"))
+
+
+async def test_set_webhook_registers_the_public_url_with_the_secret(tmp_path: Path) -> None:
+    from tests.test_cli import run
+
+    async with FakeTelegram() as fake:
+        env = {
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_API_URL": fake.base_url,
+            "PUBLIC_URL": "https://council.example.org/",
+        }
+        done = await asyncio.to_thread(run, "telegram", "set-webhook", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "https://council.example.org/webhooks/telegram" in done.stdout
+        assert fake.webhook.url == "https://council.example.org/webhooks/telegram"
+        assert fake.webhook.secret == SECRET
+        assert set(fake.webhook.allowed_updates or []) == {"message", "edited_message"}
+
+        info = await asyncio.to_thread(run, "telegram", "webhook-info", env=env)
+        assert info.returncode == 0, info.stderr
+        assert "https://council.example.org/webhooks/telegram" in info.stdout
+
+        plain = await asyncio.to_thread(
+            run, "telegram", "set-webhook", env={**env, "PUBLIC_URL": "http://council.example.org"}
+        )
+        assert plain.returncode == 1 and "https://" in plain.stderr
+        wrong = await asyncio.to_thread(
+            run, "telegram", "set-webhook", env={**env, "TELEGRAM_BOT_TOKEN": "1:wrong"}
+        )
+        assert wrong.returncode == 1 and "1:wrong" not in wrong.stderr + wrong.stdout
+    assert fake.token not in done.stdout + done.stderr + info.stdout + info.stderr
