@@ -169,6 +169,22 @@ class Store(Protocol):
         """Deliveries in one state ("pending", "sent" or "dead"), oldest first."""
         ...
 
+    # Alerts.
+
+    async def unalerted(self, until: datetime) -> list[QueueItem]:
+        """Open items received by `until` that no team alert has included yet, oldest first."""
+        ...
+
+    async def near_breach(self, until: datetime) -> list[QueueItem]:
+        """Open items with no human reply whose reply_by is at or before `until`, and no
+        warning sent yet: the ones about to break (or past) their promise."""
+        ...
+
+    async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
+        """Record that an alert (or, with breach, a warning) included these; returns how many
+        were not already marked, so two processes cannot both claim an item."""
+        ...
+
     # Channels.
 
     async def get_state(self, channel: str, key: str) -> str | None:

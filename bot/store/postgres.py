@@ -493,3 +493,34 @@ class PostgresStore:
             return None if row is None else _item(row)
 
         return await self._transaction(run)
+
+    # Alerts.
+
+    async def unalerted(self, until: datetime) -> list[QueueItem]:
+        _aware(until)
+
+        async def run(conn: Conn) -> list[QueueItem]:
+            return [_item(r) for r in await conn.fetch(queries.UNALERTED, until)]
+
+        return await self._run("read from", run)
+
+    async def near_breach(self, until: datetime) -> list[QueueItem]:
+        _aware(until)
+
+        async def run(conn: Conn) -> list[QueueItem]:
+            return [_item(r) for r in await conn.fetch(queries.NEAR_BREACH, until)]
+
+        return await self._run("read from", run)
+
+    async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
+        _aware(at)
+        sql = queries.MARK_BREACH_ALERTED if breach else queries.MARK_ALERTED
+
+        async def run(conn: Conn) -> int:
+            count = 0
+            for item_id in ids:
+                status = await conn.execute(sql, item_id, at)
+                count += int(status.rpartition(" ")[2])
+            return count
+
+        return await self._transaction(run)

@@ -29,10 +29,12 @@ ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NU
     m.received_at, m.id"""
 BY_KEY = f"{ITEM} WHERE m.channel = $1 AND m.platform_id = $2"
 BY_REFERENCE = f"{ITEM} WHERE m.reference = $1"
+# $19 is the reply text, which the message row does not hold; $20 and $21 are where it goes.
 INSERT_MESSAGE = """INSERT INTO messages (id, reference, channel, platform_id, sender, sender_name,
     text, received_at, staffed, reply_by, opens_at, emergency, redirect, team, language, template,
-    matched, held_back)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"""
+    matched, held_back, conversation, thread)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $20,
+    $21)"""
 INSERT_REPLY = """INSERT INTO replies (message_id, kind, template, text, author, created_at)
 VALUES ($1, $2, $3, $4, $5, $6)"""
 ACKNOWLEDGED = """INSERT INTO senders (channel, sender, last_ack_at, last_ack_template)
@@ -156,3 +158,14 @@ ON CONFLICT (channel, key) DO UPDATE SET value = excluded.value"""
 # An edited message: the queue shows the latest text; nothing is sent again.
 EDIT_TEXT = """UPDATE messages SET text = $3
 WHERE channel = $1 AND platform_id = $2 AND erased_at IS NULL"""
+
+# Alerts. An item is alerted to its team once (alerted_at), and warned about once before it
+# breaks its promise (breach_alerted_at).
+UNALERTED = f"""{ITEM} WHERE m.done_at IS NULL AND m.alerted_at IS NULL AND m.received_at <= $1
+ORDER BY m.received_at, m.id"""
+MARK_ALERTED = "UPDATE messages SET alerted_at = $2 WHERE id = $1 AND alerted_at IS NULL"
+NEAR_BREACH = f"""{ITEM} WHERE m.done_at IS NULL AND m.first_human_reply_at IS NULL
+    AND m.breach_alerted_at IS NULL AND m.reply_by IS NOT NULL AND m.reply_by <= $1
+ORDER BY m.reply_by, m.id"""
+MARK_BREACH_ALERTED = """UPDATE messages SET breach_alerted_at = $2
+WHERE id = $1 AND breach_alerted_at IS NULL"""

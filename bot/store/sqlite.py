@@ -182,6 +182,9 @@ def _ingest(
             d.template,
             d.matched,
             d.held_back,
+            None,  # ?19, the reply, is not a column of the message
+            message.conversation,
+            message.thread,
         ),
     )
     if d.reply is not None:
@@ -694,5 +697,24 @@ class SQLiteStore:
             conn.execute(_q(queries.EDIT_TEXT), (channel, platform_id, text))
             row = conn.execute(_BY_KEY, (channel, platform_id)).fetchone()
             return None if row is None else _item(row)
+
+        return await self._write(run)
+
+    # Alerts.
+
+    async def unalerted(self, until: datetime) -> list[QueueItem]:
+        sql, cutoff = _q(queries.UNALERTED), to_text(until)
+        return await self._read(lambda conn: [_item(r) for r in conn.execute(sql, (cutoff,))])
+
+    async def near_breach(self, until: datetime) -> list[QueueItem]:
+        sql, cutoff = _q(queries.NEAR_BREACH), to_text(until)
+        return await self._read(lambda conn: [_item(r) for r in conn.execute(sql, (cutoff,))])
+
+    async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
+        sql = _q(queries.MARK_BREACH_ALERTED if breach else queries.MARK_ALERTED)
+        when = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> int:
+            return sum(conn.execute(sql, (item_id, when)).rowcount for item_id in ids)
 
         return await self._write(run)

@@ -158,3 +158,23 @@ async def test_a_dead_letter_can_be_sent_again_with_fresh_attempts(store: Store)
     assert await store.claim_deliveries("b", NOW + 59 * MINUTE, MINUTE) == []
     [again] = await store.claim_deliveries("b", NOW + 60 * MINUTE, MINUTE)
     assert (again.id, again.attempts, again.state) == (d.id, 1, "pending")
+
+
+async def test_alerts_include_each_item_once_and_warn_once_before_a_breach(store: Store) -> None:
+    from .test_store_contract import Decider, message
+
+    first = (await store.ingest(message("1", at=NOW), Decider())).item
+    second = (await store.ingest(message("2", at=NOW + MINUTE, sender="bob"), Decider())).item
+    assert [i.id for i in await store.unalerted(NOW)] == [first.id]
+    assert [i.id for i in await store.unalerted(NOW + MINUTE)] == [first.id, second.id]
+    assert await store.mark_alerted([first.id], NOW) == 1
+    assert await store.mark_alerted([first.id, second.id], NOW) == 1  # only bob's was new
+    assert await store.unalerted(NOW + MINUTE) == []
+
+    # reply_by is NOW + 4 hours (the Decider's): due for a warning from then, once.
+    assert await store.near_breach(NOW + 3 * 60 * MINUTE) == []
+    due = await store.near_breach(NOW + 4 * 60 * MINUTE)
+    assert [i.id for i in due] == [first.id, second.id]
+    assert await store.mark_alerted([first.id], NOW, breach=True) == 1
+    await store.record_human_reply(second.reference, "On it", "sam", NOW)
+    assert await store.near_breach(NOW + 5 * 60 * MINUTE) == []  # warned, or answered
