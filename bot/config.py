@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -71,7 +72,55 @@ KEYS: dict[str, str] = {
     "team.promise": "The team's own first-reply promise (optional).",
     "team.hours": "The team's own staffed hours (optional table of days).",
     "team.response": "The team's own acknowledgement template (optional).",
+    "team.alerts": 'Where the team\'s alerts go (optional): routes such as "email:...".',
+    "alerts.emergency": "Where emergencies go at once: the team on duty's routes.",
+    "alerts.default": "Where alerts go for messages with no team, or a team with no routes.",
+    "alerts.batch": "A team's new messages are collected this long into one alert.",
+    "alerts.before_breach": "Warn this long before a reply falls due and none has been sent.",
+    "alerts.excerpt": "How many characters of each message an alert quotes (0: none).",
 }
+
+# Where an alert can go: `kind:target` in a list of routes.
+ROUTE_KINDS = ("email", "telegram", "slack", "teams")
+ROUTE_HELP = (
+    'expected routes such as "email:waste@anytown.gov.uk", "telegram:-1001234567890", '
+    '"slack:WASTE" or "teams:WASTE"'
+)
+_EMAIL = re.compile(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+")
+_CHAT = re.compile(r"-?[0-9]{1,20}")
+_WEBHOOK_NAME = re.compile(r"[A-Z0-9_]{1,64}")
+MAX_EXCERPT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one alert goes: `email:<address>`, `telegram:<chat id>`, `slack:<NAME>` or
+    `teams:<NAME>`; a webhook's URL is a secret, kept in SLACK_WEBHOOK_<NAME> or
+    TEAMS_WEBHOOK_<NAME>, never in rules.toml."""
+
+    kind: str
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+    @property
+    def variable(self) -> str | None:
+        """The environment variable holding a webhook's URL (None for email and Telegram)."""
+        if self.kind in ("slack", "teams"):
+            return f"{self.kind.upper()}_WEBHOOK_{self.target}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    """The [alerts] table: emergency and default routes, and when team alerts go."""
+
+    emergency: tuple[Route, ...] = ()
+    default: tuple[Route, ...] = ()
+    batch: timedelta = timedelta(minutes=5)
+    before_breach: timedelta = timedelta(hours=1)
+    excerpt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +132,7 @@ class Category:
     response: str | None
     promise: Promise | None = None
     hours: tuple[tuple[TimeRange, ...], ...] | None = None
+    alerts: tuple[Route, ...] = ()  # a team's alert routes
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +165,7 @@ class Rules:
     emergencies: tuple[Category, ...]
     redirects: tuple[Category, ...]
     teams: tuple[Category, ...]
+    alerts: AlertRules = AlertRules()
     _schedules: dict[tuple[str | None, str | None], Schedule] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -149,6 +200,13 @@ class Rules:
         )
         self._schedules[key] = schedule
         return schedule
+
+    def alert_routes(self) -> set[Route]:
+        """Every route rules.toml names, to check at start that each can be used."""
+        found = {*self.alerts.emergency, *self.alerts.default}
+        for team in self.teams:
+            found.update(team.alerts)
+        return found
 
     def promise_for(self, channel: str, team: str | None = None) -> Promise:
         """Precedence: team, then channel, then organisation."""
@@ -250,6 +308,56 @@ class _Reader:
             return None
         return spec
 
+    def routes(self, key: Key, value: Any) -> tuple[Route, ...]:
+        """A list of alert routes, each `kind:target`, checked one by one."""
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, f"{ROUTE_HELP}, in a list in square brackets; got {value!r}")
+            return ()
+        out: list[Route] = []
+        for index, text in enumerate(value):
+            route = self.route((*key, index), text.strip())
+            if route is not None and route in out:
+                self.fail((*key, index), f"{text!r} is listed twice")
+            elif route is not None:
+                out.append(route)
+        return tuple(out)
+
+    def route(self, key: Key, text: str) -> Route | None:
+        kind, colon, target = text.partition(":")
+        kind, target = kind.strip().lower(), target.strip()
+        if not colon:
+            hint = f'; did you mean "email:{text}"?' if _EMAIL.fullmatch(text) else ""
+            self.fail(key, f"{text!r} does not say where it goes; {ROUTE_HELP}{hint}")
+            return None
+        if kind not in ROUTE_KINDS:
+            close = difflib.get_close_matches(kind, ROUTE_KINDS, n=1, cutoff=0.6)
+            hint = f'did you mean "{close[0]}:{target}"?' if close else ROUTE_HELP
+            self.fail(key, f"{text!r}: unknown kind of route {kind!r}; {hint}")
+            return None
+        if kind == "email" and not _EMAIL.fullmatch(target):
+            self.fail(key, f"{text!r}: {target!r} is not an email address")
+            return None
+        if kind == "telegram" and not _CHAT.fullmatch(target):
+            self.fail(
+                key,
+                f"{text!r}: expected a Telegram chat id, a number such as -1001234567890 "
+                "(a group's id starts with -)",
+            )
+            return None
+        if kind in ("slack", "teams") and not _WEBHOOK_NAME.fullmatch(target):
+            name = re.sub(r"[^A-Z0-9_]", "_", target.upper())
+            hint = f'; did you mean "{kind}:{name}"?' if name.strip("_") else ""
+            self.fail(
+                key,
+                f"{text!r}: after {kind}: comes a name in capital letters, digits and _, "
+                f"such as {kind}:WASTE; the webhook's address then goes in the environment "
+                f"variable {kind.upper()}_WEBHOOK_WASTE, never in this file{hint}",
+            )
+            return None
+        return Route(kind, target)
+
 
 def load_rules(path: str | os.PathLike[str]) -> Rules:
     """Read and check rules.toml; raise RulesError listing every problem found."""
@@ -270,6 +378,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
             "emergency",
             "redirect",
             "team",
+            "alerts",
         ),
     )
 
@@ -387,6 +496,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
     emergencies = _categories(r, "emergency", data, team=False)
     redirects = _categories(r, "redirect", data, team=False)
     teams = _categories(r, "team", data, team=True)
+    alerts = _alerts(r, data.get("alerts", {}))
 
     if r.problems:
         raise RulesError(r.problems)
@@ -408,6 +518,33 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         emergencies=emergencies,
         redirects=redirects,
         teams=teams,
+        alerts=alerts,
+    )
+
+
+def _alerts(r: _Reader, value: Any) -> AlertRules:
+    allowed = ("emergency", "default", "batch", "before_breach", "excerpt")
+    a = r.table(("alerts",), value, allowed)
+    defaults = AlertRules()
+    excerpt = a.get("excerpt", defaults.excerpt)
+    if isinstance(excerpt, bool) or not isinstance(excerpt, int) or not 0 <= excerpt <= MAX_EXCERPT:
+        r.fail(
+            ("alerts", "excerpt"),
+            f"expected a number of characters from 0 (quote nothing) to {MAX_EXCERPT}, "
+            f"without quotes, got {excerpt!r}",
+        )
+        excerpt = defaults.excerpt
+    return AlertRules(
+        emergency=r.routes(("alerts", "emergency"), a.get("emergency")),
+        default=r.routes(("alerts", "default"), a.get("default")),
+        batch=r.parsed(("alerts", "batch"), a.get("batch"), parse_duration, defaults.batch),
+        before_breach=r.parsed(
+            ("alerts", "before_breach"),
+            a.get("before_breach"),
+            parse_duration,
+            defaults.before_breach,
+        ),
+        excerpt=excerpt,
     )
 
 
@@ -422,7 +559,7 @@ def _categories(
     r: _Reader, kind: str, data: Mapping[str, Any], *, team: bool
 ) -> tuple[Category, ...]:
     allowed = (
-        ("name", "phrases", "unless", "promise", "hours", "response")
+        ("name", "phrases", "unless", "promise", "hours", "response", "alerts")
         if team
         else ("name", "phrases", "unless", "response")
     )
@@ -440,7 +577,8 @@ def _categories(
         response = r.text((*key, "response"), t.get("response"), required=not team)
         promise = r.parsed((*key, "promise"), t.get("promise"), parse_promise, False) or None
         hours = r.weekly((*key, "hours"), t["hours"]) if "hours" in t else None
+        routes = r.routes((*key, "alerts"), t.get("alerts"))
         if name:
             matcher = PhraseSet(phrases, unless, emergency=kind == "emergency")
-            out.append(Category(name, matcher, response, promise, hours))
+            out.append(Category(name, matcher, response, promise, hours, routes))
     return tuple(out)

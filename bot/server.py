@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.alerts import Alerter, alert_channels
 from bot.channels import Channel
 from bot.check import load
 from bot.errors import RulesError, StoreError
@@ -112,8 +113,16 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         state = State(triage, store)
         channels = build_channels(state, os.environ)
         holder = holder_name()
-        sender = Sender(store, channels, holder)
-        state.wake = sender.wake
+        # Alert-only channels (email, Slack, Teams) send from the outbox but receive nothing.
+        senders = {**alert_channels(os.environ), **channels}
+        sender = Sender(store, senders, holder)
+        alerter = Alerter(state, holder, os.environ, set(channels))
+
+        def wake() -> None:  # something new in the outbox, or a new message to alert
+            sender.wake()
+            alerter.wake()
+
+        state.wake = wake
         app = make_app(state)
         for channel in channels.values():
             app.router.add_routes(channel.routes())
@@ -145,21 +154,25 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         watcher = loop.create_task(watch(state, rules_path))
         jobs = loop.create_task(run_jobs(state, holder))
-        for channel in channels.values():
+        for channel in senders.values():
             await channel.start()
-        # With no channel that sends later (the web answers in its response), nothing to send.
-        sending = loop.create_task(sender.run() if channels else asyncio.sleep(0))
+        sending = loop.create_task(sender.run())
+        alerting = loop.create_task(alerter.run())
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")
         finally:
             watcher.cancel()
             jobs.cancel()
-            await asyncio.gather(jobs, return_exceptions=True)
+            alerting.cancel()
+            await asyncio.gather(jobs, alerting, return_exceptions=True)
             await runner.cleanup()  # a second SIGTERM meanwhile only sets `stop` again
             for channel in channels.values():
                 await channel.stop()
             await sender.stop(sending)
+            for channel in senders.values():
+                if channel.name not in channels:
+                    await channel.stop()
             try:  # another process may take this one's scheduled work at once
                 await asyncio.wait_for(store.release_jobs(holder), 2.0)
             except (StoreError, TimeoutError) as exc:
