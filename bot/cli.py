@@ -1,5 +1,5 @@
-"""The command line: serve, migrate, telegram, check, preview, bio, queue, outbox, export, erase,
-done, reopen, replied.
+"""The command line: serve, migrate, user, telegram, check, preview, bio, queue, outbox, export,
+erase, done, reopen, replied.
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from bot.models import (
     PersonalData,
     QueueItem,
     SenderState,
+    User,
     reference_for,
 )
 from bot.server import auto_migrate, database_url, serve
@@ -124,7 +127,7 @@ def _zone(args: argparse.Namespace) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def item_json(item: QueueItem | Delivery, tz: ZoneInfo) -> dict[str, Any]:
+def item_json(item: QueueItem | Delivery | User, tz: ZoneInfo) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in item.__slots__:
         value = getattr(item, key)
@@ -322,6 +325,87 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return asyncio.run(_outbox(args, _zone(args)))
 
 
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """From standard input with --password-stdin (one line), else asked for twice, unseen."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("New password (at least 12 characters): ")
+    if getpass.getpass("The same again: ") != first:
+        raise HoldingReplyError("The two passwords differ; nothing was changed.")
+    return first
+
+
+def _teams(args: argparse.Namespace) -> list[str]:
+    known = [t.name for t in load(rules_path(getattr(args, "rules", None))).rules.teams]
+    for team in args.team or []:
+        if team not in (*known, "default"):
+            close = difflib.get_close_matches(team, known, n=1)
+            hint = f' Did you mean "{close[0]}"?' if close else ""
+            raise HoldingReplyError(
+                f"There is no team {team!r} in rules.toml.{hint} Teams: "
+                f"{', '.join([*known, 'default'])}."
+            )
+    return list(args.team or [])
+
+
+async def _user(args: argparse.Namespace) -> int:
+    from bot.auth import check_new_password, hash_password
+
+    now = datetime.now(UTC)
+    async with open_store(database_url(), migrate=auto_migrate()) as store:
+        if args.action == "list":
+            users = await store.users()
+            if args.json:
+                print(json.dumps([item_json(u, ZoneInfo("UTC")) for u in users], indent=1))
+            elif not users:
+                print("No users yet: python -m bot user add NAME --role admin")
+            for u in users if not args.json else []:
+                state = "disabled" if u.disabled_at else "active"
+                where = ", ".join(u.teams) or ("all" if u.role == "admin" else "none")
+                print(f"{u.username:<20} {u.role:<6} {state:<9} teams: {where}  ({u.display_name})")
+            return 0
+        username = args.username.strip().lower()
+        if args.action == "add":
+            if not USERNAME.fullmatch(username):
+                raise HoldingReplyError(
+                    f"Username {username!r}: use 2 to 64 lower-case letters, digits, '.', '_' "
+                    "or '-', starting with a letter or digit."
+                )
+            chosen = _teams(args)
+            password = _new_password(args)
+            check_new_password(password, username)
+            user = await store.add_user(
+                username, args.name or username, args.role, hash_password(password), chosen, now
+            )
+            print(f"Added {user.username} ({user.role}); they can log in at /inbox.")
+            return 0
+        found = await store.user(username)
+        if found is None:
+            raise HoldingReplyError(f"There is no user called {username!r}.")
+        user = found[0]
+        if args.action == "disable":
+            await store.disable_user(user.id, now)
+            print(f"{username} can no longer log in; their sessions have ended.")
+        elif args.action == "reset-password":
+            password = _new_password(args)
+            check_new_password(password, username)
+            await store.set_password(user.id, hash_password(password))
+            print(f"{username}'s password is changed; their sessions have ended.")
+        else:  # teams
+            await store.set_teams(user.id, _teams(args))
+            print(f"{username}'s teams: {', '.join(args.team or []) or 'none'}.")
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    return asyncio.run(_user(args))
+
+
 async def _migrate() -> int:
     async with open_store(database_url(), migrate=True) as store:
         for name in store.applied:
@@ -363,6 +447,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, help="port (default: $PORT or 8080)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("user", help="people who use the inbox: add, list, disable, reset-password")
+    rules_arg(s)
+    s.add_argument("action", choices=["add", "list", "disable", "reset-password", "teams"])
+    s.add_argument("username", nargs="?", default="")
+    s.add_argument("--name", help="their name as colleagues see it (add)")
+    s.add_argument("--role", choices=["admin", "agent"], default="agent", help="(add)")
+    s.add_argument(
+        "--team", action="append", help="a [[team]] name, or default; repeat for several"
+    )
+    s.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    s.add_argument("--json", action="store_true", help="(list)")
+    s.set_defaults(func=cmd_user)
 
     s = sub.add_parser("migrate", help="bring the database schema up to date (the release step)")
     s.set_defaults(func=cmd_migrate)

@@ -180,3 +180,20 @@ class Delivery:
     created_at: datetime
     sent_at: datetime | None
     reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person on the team who logs in to the inbox."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str  # "admin" (sees everything, manages people) or "agent" (sees their teams' items)
+    teams: tuple[str, ...]
+    created_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -405,3 +406,52 @@ def test_the_team_sees_dead_letters_and_can_send_them_again(database: str) -> No
     assert again.returncode == 1 and "not a dead letter" in again.stderr
     [row] = json.loads(run("outbox", "--json", env=env).stdout)
     assert (row["state"], row["attempts"]) == ("pending", 0)
+
+
+def test_people_are_managed_from_the_command_line_and_no_password_is_kept_or_shown(
+    database: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database}
+    password = "correct horse battery staple"
+
+    def user(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "user", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+            cwd=ROOT,
+        )
+
+    added = user("add", "Sam", "--name", "Sam Jones", "--role", "admin", "--password-stdin",
+                 stdin=password + "\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    agent = user("add", "jo", "--team", "waste", "--password-stdin", stdin=password + "\n")
+    assert agent.returncode == 0, agent.stderr
+    typo = user("add", "kim", "--team", "wastes", "--password-stdin", stdin=password + "\n")
+    assert typo.returncode == 1 and 'Did you mean "waste"?' in typo.stderr
+    weak = user("add", "kim", "--password-stdin", stdin="kim12345\n")
+    assert weak.returncode == 1 and "at least 12" in weak.stderr
+    twice = user("add", "jo", "--password-stdin", stdin=password + "\n")
+    assert twice.returncode == 1 and "already a user called 'jo'" in twice.stderr
+
+    listed = json.loads(user("list", "--json").stdout)
+    assert [(u["username"], u["role"], u["teams"]) for u in listed] == [
+        ("jo", "agent", ["waste"]),
+        ("sam", "admin", []),
+    ]
+    assert user("disable", "jo").returncode == 0
+    assert json.loads(user("list", "--json").stdout)[0]["disabled_at"] is not None
+    reset = user("reset-password", "sam", "--password-stdin", stdin="another long passphrase\n")
+    assert reset.returncode == 0, reset.stderr
+
+    async def hashes() -> list[str]:
+        async with open_store(database) as store:
+            return [(await store.user(name))[1] for name in ("sam", "jo")]  # type: ignore[index]
+
+    kept = asyncio.run(hashes())
+    assert all(h.startswith("scrypt$") for h in kept)
+    outputs = "".join(r.stdout + r.stderr for r in (added, agent, typo, weak, twice, reset))
+    assert password not in outputs and password not in "".join(kept)

@@ -5,7 +5,7 @@ SQLite is for laptops and single servers; a PostgreSQL implementation of the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +22,7 @@ from bot.models import (
     PersonalData,
     QueueItem,
     SenderState,
+    User,
 )
 
 __all__ = ["NotFound", "Store", "open_store", "redact"]
@@ -183,6 +184,56 @@ class Store(Protocol):
     async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
         """Record that an alert (or, with breach, a warning) included these; returns how many
         were not already marked, so two processes cannot both claim an item."""
+        ...
+
+    # People and sessions.
+
+    async def add_user(
+        self,
+        username: str,
+        display_name: str,
+        role: str,
+        password_hash: str,
+        teams: Sequence[str],
+        at: datetime,
+    ) -> User:
+        """Raises HoldingReplyError if the username is taken."""
+        ...
+
+    async def users(self) -> list[User]: ...
+
+    async def user(self, username: str) -> tuple[User, str] | None:
+        """The user and their password hash, for logging in."""
+        ...
+
+    async def user_by_id(self, user_id: int) -> User | None: ...
+
+    async def set_password(self, user_id: int, password_hash: str) -> None:
+        """Also ends every session of theirs."""
+        ...
+
+    async def set_teams(self, user_id: int, teams: Sequence[str]) -> None: ...
+
+    async def disable_user(self, user_id: int, at: datetime) -> bool:
+        """Also ends every session of theirs. False if already disabled."""
+        ...
+
+    async def start_session(
+        self, token_hash: str, user_id: int, csrf: str, at: datetime, expires: datetime
+    ) -> None: ...
+
+    async def session(self, token_hash: str, at: datetime) -> tuple[User, str] | None:
+        """The user and the session's CSRF token, if the session is live and the user active."""
+        ...
+
+    async def end_session(self, token_hash: str) -> None: ...
+
+    async def login_failures(self, key: str, since: datetime) -> int: ...
+
+    async def record_login_failure(self, key: str, at: datetime) -> None: ...
+
+    async def clear_login_failures(self, key: str, before: datetime) -> None:
+        """Forget `key`'s failures, and everyone's older than `before`."""
         ...
 
     # Channels.

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
 
 import asyncpg
 
-from bot.errors import StoreError
+from bot.errors import HoldingReplyError, StoreError
 from bot.models import (
     Decision,
     Delivery,
@@ -30,6 +30,7 @@ from bot.models import (
     QueueItem,
     SenderState,
     StoredReply,
+    User,
     new_item,
     reference_for,
 )
@@ -524,3 +525,130 @@ class PostgresStore:
             return count
 
         return await self._transaction(run)
+
+    # People and sessions.
+
+    @staticmethod
+    async def _users(conn: Conn, rows: list[asyncpg.Record]) -> list[tuple[User, str]]:
+        teams: dict[int, list[str]] = {}
+        for user_id, team in await conn.fetch(queries.TEAMS_OF):
+            teams.setdefault(user_id, []).append(team)
+        return [
+            (User(r[0], r[1], r[2], r[3], tuple(teams.get(r[0], ())), r[4], r[5]), r[6])
+            for r in rows
+        ]
+
+    async def add_user(
+        self,
+        username: str,
+        display_name: str,
+        role: str,
+        password_hash: str,
+        teams: Sequence[str],
+        at: datetime,
+    ) -> User:
+        _aware(at)
+
+        async def run(conn: Conn) -> User:
+            if await conn.fetchrow(queries.USER_BY_NAME, username) is not None:
+                raise HoldingReplyError(f"There is already a user called {username!r}.")
+            user_id = await conn.fetchval(
+                queries.ADD_USER, username, display_name, role, password_hash, at
+            )
+            for team in dict.fromkeys(teams):
+                await conn.execute(queries.ADD_TEAM, user_id, team)
+            rows = await conn.fetch(queries.USER_BY_ID, user_id)
+            return (await self._users(conn, rows))[0][0]
+
+        return await self._transaction(run)
+
+    async def users(self) -> list[User]:
+        async def run(conn: Conn) -> list[User]:
+            rows = await conn.fetch(queries.ALL_USERS)
+            return [user for user, _ in await self._users(conn, rows)]
+
+        return await self._run("read from", run)
+
+    async def user(self, username: str) -> tuple[User, str] | None:
+        async def run(conn: Conn) -> tuple[User, str] | None:
+            rows = await conn.fetch(queries.USER_BY_NAME, username)
+            return (await self._users(conn, rows))[0] if rows else None
+
+        return await self._run("read from", run)
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        async def run(conn: Conn) -> User | None:
+            rows = await conn.fetch(queries.USER_BY_ID, user_id)
+            return (await self._users(conn, rows))[0][0] if rows else None
+
+        return await self._run("read from", run)
+
+    async def set_password(self, user_id: int, password_hash: str) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(queries.SET_PASSWORD, user_id, password_hash)
+            await conn.execute(queries.END_SESSIONS_OF, user_id)
+
+        await self._transaction(run)
+
+    async def set_teams(self, user_id: int, teams: Sequence[str]) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(queries.CLEAR_TEAMS, user_id)
+            for team in dict.fromkeys(teams):
+                await conn.execute(queries.ADD_TEAM, user_id, team)
+
+        await self._transaction(run)
+
+    async def disable_user(self, user_id: int, at: datetime) -> bool:
+        _aware(at)
+
+        async def run(conn: Conn) -> bool:
+            status = await conn.execute(queries.DISABLE_USER, user_id, at)
+            await conn.execute(queries.END_SESSIONS_OF, user_id)
+            return bool(status != "UPDATE 0")
+
+        return await self._transaction(run)
+
+    async def start_session(
+        self, token_hash: str, user_id: int, csrf: str, at: datetime, expires: datetime
+    ) -> None:
+        _aware(at)
+        _aware(expires)
+
+        async def run(conn: Conn) -> None:
+            await conn.execute(queries.END_EXPIRED_SESSIONS, at)
+            await conn.execute(queries.ADD_SESSION, token_hash, user_id, csrf, at, expires)
+
+        await self._transaction(run)
+
+    async def session(self, token_hash: str, at: datetime) -> tuple[User, str] | None:
+        _aware(at)
+
+        async def run(conn: Conn) -> tuple[User, str] | None:
+            found = await conn.fetchrow(queries.SESSION, token_hash, at)
+            if found is None:
+                return None
+            rows = await conn.fetch(queries.USER_BY_ID, found[0])
+            return (await self._users(conn, rows))[0][0], found[1]
+
+        return await self._run("read from", run)
+
+    async def end_session(self, token_hash: str) -> None:
+        await self._run("write to", lambda conn: conn.execute(queries.END_SESSION, token_hash))
+
+    async def login_failures(self, key: str, since: datetime) -> int:
+        _aware(since)
+
+        async def run(conn: Conn) -> int:
+            return int(await conn.fetchval(queries.COUNT_LOGIN_FAILURES, key, since))
+
+        return await self._run("read from", run)
+
+    async def record_login_failure(self, key: str, at: datetime) -> None:
+        _aware(at)
+        await self._run("write to", lambda conn: conn.execute(queries.ADD_LOGIN_FAILURE, key, at))
+
+    async def clear_login_failures(self, key: str, before: datetime) -> None:
+        _aware(before)
+        await self._run(
+            "write to", lambda conn: conn.execute(queries.CLEAR_LOGIN_FAILURES, key, before)
+        )

@@ -169,3 +169,27 @@ NEAR_BREACH = f"""{ITEM} WHERE m.done_at IS NULL AND m.first_human_reply_at IS N
 ORDER BY m.reply_by, m.id"""
 MARK_BREACH_ALERTED = """UPDATE messages SET breach_alerted_at = $2
 WHERE id = $1 AND breach_alerted_at IS NULL"""
+
+# People and sessions.
+USER = """SELECT u.id, u.username, u.display_name, u.role, u.created_at, u.disabled_at,
+    u.password_hash FROM users u"""
+ADD_USER = """INSERT INTO users (username, display_name, role, password_hash, created_at)
+VALUES ($1, $2, $3, $4, $5) RETURNING id"""
+ADD_TEAM = "INSERT INTO user_teams (user_id, team) VALUES ($1, $2)"
+CLEAR_TEAMS = "DELETE FROM user_teams WHERE user_id = $1"
+TEAMS_OF = "SELECT user_id, team FROM user_teams ORDER BY team"
+USER_BY_NAME = f"{USER} WHERE u.username = $1"
+USER_BY_ID = f"{USER} WHERE u.id = $1"
+ALL_USERS = f"{USER} ORDER BY u.username"
+SET_PASSWORD = "UPDATE users SET password_hash = $2 WHERE id = $1"
+DISABLE_USER = "UPDATE users SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL"
+END_SESSIONS_OF = "DELETE FROM sessions WHERE user_id = $1"
+ADD_SESSION = """INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5)"""
+SESSION = """SELECT s.user_id, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"""
+END_SESSION = "DELETE FROM sessions WHERE token_hash = $1"
+END_EXPIRED_SESSIONS = "DELETE FROM sessions WHERE expires_at <= $1"
+ADD_LOGIN_FAILURE = "INSERT INTO login_failures (key, at) VALUES ($1, $2)"
+COUNT_LOGIN_FAILURES = "SELECT COUNT(*) FROM login_failures WHERE key = $1 AND at > $2"
+CLEAR_LOGIN_FAILURES = "DELETE FROM login_failures WHERE key = $1 OR at <= $2"

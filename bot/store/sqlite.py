@@ -33,6 +33,7 @@ from bot.models import (
     QueueItem,
     SenderState,
     StoredReply,
+    User,
     new_item,
     reference_for,
 )
@@ -718,3 +719,134 @@ class SQLiteStore:
             return sum(conn.execute(sql, (item_id, when)).rowcount for item_id in ids)
 
         return await self._write(run)
+
+    # People and sessions.
+
+    @staticmethod
+    def _users(conn: sqlite3.Connection, rows: list[Any]) -> list[tuple[User, str]]:
+        teams: dict[int, list[str]] = {}
+        for user_id, team in conn.execute(_q(queries.TEAMS_OF)):
+            teams.setdefault(user_id, []).append(team)
+        return [
+            (
+                User(
+                    id=r[0],
+                    username=r[1],
+                    display_name=r[2],
+                    role=r[3],
+                    teams=tuple(teams.get(r[0], ())),
+                    created_at=datetime.fromisoformat(r[4]),
+                    disabled_at=from_text(r[5]),
+                ),
+                r[6],
+            )
+            for r in rows
+        ]
+
+    async def add_user(
+        self,
+        username: str,
+        display_name: str,
+        role: str,
+        password_hash: str,
+        teams: Sequence[str],
+        at: datetime,
+    ) -> User:
+        created = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> User:
+            if conn.execute(_q(queries.USER_BY_NAME), (username,)).fetchone() is not None:
+                raise HoldingReplyError(f"There is already a user called {username!r}.")
+            params = (username, display_name, role, password_hash, created)
+            (user_id,) = conn.execute(_q(queries.ADD_USER), params).fetchone()
+            for team in dict.fromkeys(teams):
+                conn.execute(_q(queries.ADD_TEAM), (user_id, team))
+            row = conn.execute(_q(queries.USER_BY_ID), (user_id,)).fetchall()
+            return self._users(conn, row)[0][0]
+
+        return await self._write(run)
+
+    async def users(self) -> list[User]:
+        def run(conn: sqlite3.Connection) -> list[User]:
+            rows = conn.execute(_q(queries.ALL_USERS)).fetchall()
+            return [user for user, _ in self._users(conn, rows)]
+
+        return await self._read(run)
+
+    async def user(self, username: str) -> tuple[User, str] | None:
+        def run(conn: sqlite3.Connection) -> tuple[User, str] | None:
+            rows = conn.execute(_q(queries.USER_BY_NAME), (username,)).fetchall()
+            return self._users(conn, rows)[0] if rows else None
+
+        return await self._read(run)
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        def run(conn: sqlite3.Connection) -> User | None:
+            rows = conn.execute(_q(queries.USER_BY_ID), (user_id,)).fetchall()
+            return self._users(conn, rows)[0][0] if rows else None
+
+        return await self._read(run)
+
+    async def set_password(self, user_id: int, password_hash: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_q(queries.SET_PASSWORD), (user_id, password_hash))
+            conn.execute(_q(queries.END_SESSIONS_OF), (user_id,))
+
+        await self._write(run)
+
+    async def set_teams(self, user_id: int, teams: Sequence[str]) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_q(queries.CLEAR_TEAMS), (user_id,))
+            for team in dict.fromkeys(teams):
+                conn.execute(_q(queries.ADD_TEAM), (user_id, team))
+
+        await self._write(run)
+
+    async def disable_user(self, user_id: int, at: datetime) -> bool:
+        when = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(_q(queries.DISABLE_USER), (user_id, when)).rowcount
+            conn.execute(_q(queries.END_SESSIONS_OF), (user_id,))
+            return bool(changed)
+
+        return await self._write(run)
+
+    async def start_session(
+        self, token_hash: str, user_id: int, csrf: str, at: datetime, expires: datetime
+    ) -> None:
+        params = (token_hash, user_id, csrf, to_text(at), to_text(expires))
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(_q(queries.END_EXPIRED_SESSIONS), (params[3],))
+            conn.execute(_q(queries.ADD_SESSION), params)
+
+        await self._write(run)
+
+    async def session(self, token_hash: str, at: datetime) -> tuple[User, str] | None:
+        when = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> tuple[User, str] | None:
+            found = conn.execute(_q(queries.SESSION), (token_hash, when)).fetchone()
+            if found is None:
+                return None
+            rows = conn.execute(_q(queries.USER_BY_ID), (found[0],)).fetchall()
+            return self._users(conn, rows)[0][0], found[1]
+
+        return await self._read(run)
+
+    async def end_session(self, token_hash: str) -> None:
+        await self._write(lambda conn: conn.execute(_q(queries.END_SESSION), (token_hash,)))
+
+    async def login_failures(self, key: str, since: datetime) -> int:
+        params = (key, to_text(since))
+        sql = _q(queries.COUNT_LOGIN_FAILURES)
+        return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
+
+    async def record_login_failure(self, key: str, at: datetime) -> None:
+        params = (key, to_text(at))
+        await self._write(lambda conn: conn.execute(_q(queries.ADD_LOGIN_FAILURE), params))
+
+    async def clear_login_failures(self, key: str, before: datetime) -> None:
+        params = (key, to_text(before))
+        await self._write(lambda conn: conn.execute(_q(queries.CLEAR_LOGIN_FAILURES), params))
