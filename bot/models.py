@@ -92,6 +92,9 @@ class QueueItem:
     done_at: datetime | None = None
     done_by: str | None = None
     first_human_reply_at: datetime | None = None
+    conversation: str | None = None  # where a reply goes back on the platform
+    thread: str | None = None  # the platform message a reply sits under
+    assigned_to: int | None = None  # the user who claimed it
 
 
 def new_item(item_id: int, reference: str, message: Message, decision: Decision) -> QueueItem:
@@ -114,6 +117,8 @@ def new_item(item_id: int, reference: str, message: Message, decision: Decision)
         language=d.language,
         template=d.template,
         auto_reply=d.reply,
+        conversation=message.conversation,
+        thread=message.thread,
     )
 
 
@@ -197,3 +202,14 @@ class User:
     @property
     def active(self) -> bool:
         return self.disabled_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A note the team keeps on a message; never sent to the citizen."""
+
+    id: int
+    message_id: int
+    author: str
+    text: str
+    created_at: datetime

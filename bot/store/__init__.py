@@ -18,10 +18,12 @@ from bot.models import (
     Delivery,
     Ingested,
     Message,
+    Note,
     Outgoing,
     PersonalData,
     QueueItem,
     SenderState,
+    StoredReply,
     User,
 )
 
@@ -184,6 +186,44 @@ class Store(Protocol):
     async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
         """Record that an alert (or, with breach, a warning) included these; returns how many
         were not already marked, so two processes cannot both claim an item."""
+        ...
+
+    # The inbox.
+
+    async def inbox(
+        self,
+        teams: list[str] | None,
+        channel: str | None = None,
+        status: str = "open",
+        limit: int = 200,
+    ) -> list[QueueItem]:
+        """Items for the given teams (None: every team; "default": items with no team), most
+        urgent first; status "open", "done" or "all"."""
+        ...
+
+    async def claim(self, reference: str, user_id: int | None) -> QueueItem:
+        """Put someone on an item (None: nobody)."""
+        ...
+
+    async def reassign(self, reference: str, team: str | None) -> QueueItem:
+        """Give an item to another team; nobody is on it any more."""
+        ...
+
+    async def add_note(self, reference: str, author: str, text: str, at: datetime) -> None: ...
+
+    async def notes(self, reference: str) -> list[Note]: ...
+
+    async def replies(self, reference: str) -> list[StoredReply]:
+        """The automatic reply and every human one, oldest first."""
+        ...
+
+    async def history(self, item: QueueItem) -> list[QueueItem]:
+        """The sender's other messages on the item's channel, newest first (at most 20)."""
+        ...
+
+    async def send_human_reply(self, reference: str, text: str, by: str, at: datetime) -> QueueItem:
+        """Record a person's reply and, when the item's channel can take it back, put it in the
+        outbox in the same transaction. first_human_reply_at keeps the earliest."""
         ...
 
     # People and sessions.

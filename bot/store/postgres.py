@@ -25,6 +25,7 @@ from bot.models import (
     Delivery,
     Ingested,
     Message,
+    Note,
     Outgoing,
     PersonalData,
     QueueItem,
@@ -652,3 +653,79 @@ class PostgresStore:
         await self._run(
             "write to", lambda conn: conn.execute(queries.CLEAR_LOGIN_FAILURES, key, before)
         )
+
+    # The inbox.
+
+    async def inbox(
+        self,
+        teams: list[str] | None,
+        channel: str | None = None,
+        status: str = "open",
+        limit: int = 200,
+    ) -> list[QueueItem]:
+        sql, params = queries.inbox(teams, channel, status, limit)
+
+        async def run(conn: Conn) -> list[QueueItem]:
+            return [_item(r) for r in await conn.fetch(sql, *params)]
+
+        return await self._run("read from", run)
+
+    async def claim(self, reference: str, user_id: int | None) -> QueueItem:
+        async def run(conn: Conn) -> QueueItem:
+            await conn.execute(queries.CLAIM, reference, user_id)
+            return await self._found(conn, reference)
+
+        return await self._transaction(run)
+
+    async def reassign(self, reference: str, team: str | None) -> QueueItem:
+        async def run(conn: Conn) -> QueueItem:
+            await conn.execute(queries.REASSIGN, reference, team)
+            return await self._found(conn, reference)
+
+        return await self._transaction(run)
+
+    async def add_note(self, reference: str, author: str, text: str, at: datetime) -> None:
+        _aware(at)
+
+        async def run(conn: Conn) -> None:
+            status = await conn.execute(queries.ADD_NOTE, reference, author, text, at)
+            if status.endswith(" 0"):
+                raise NotFound(reference)
+
+        await self._transaction(run)
+
+    async def notes(self, reference: str) -> list[Note]:
+        async def run(conn: Conn) -> list[Note]:
+            return [Note(*r) for r in await conn.fetch(queries.NOTES, reference)]
+
+        return await self._run("read from", run)
+
+    async def replies(self, reference: str) -> list[StoredReply]:
+        async def run(conn: Conn) -> list[StoredReply]:
+            return [StoredReply(*r) for r in await conn.fetch(queries.REPLIES_OF, reference)]
+
+        return await self._run("read from", run)
+
+    async def history(self, item: QueueItem) -> list[QueueItem]:
+        async def run(conn: Conn) -> list[QueueItem]:
+            rows = await conn.fetch(queries.HISTORY, item.channel, item.sender, item.reference)
+            return [_item(r) for r in rows]
+
+        return await self._run("read from", run)
+
+    async def send_human_reply(self, reference: str, text: str, by: str, at: datetime) -> QueueItem:
+        _aware(at)
+
+        async def run(conn: Conn) -> QueueItem:
+            item = await self._found(conn, reference)
+            await conn.execute(queries.INSERT_REPLY, item.id, "human", None, text, by, at)
+            if item.first_human_reply_at is None or at < item.first_human_reply_at:
+                await conn.execute(queries.FIRST_HUMAN_REPLY, at, item.id)
+            if item.conversation is not None:
+                await conn.execute(
+                    queries.ENQUEUE,
+                    item.id, item.channel, item.conversation, "human", text, 0, at, item.thread,
+                )  # fmt: skip
+            return await self._found(conn, reference)
+
+        return await self._transaction(run)

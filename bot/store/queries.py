@@ -22,7 +22,7 @@ ITEM = """SELECT m.id, m.reference, m.channel, m.platform_id, m.sender, m.sender
     m.received_at, m.staffed, m.reply_by, m.emergency, m.redirect, m.team, m.language, m.template,
     (SELECT r.text FROM replies r WHERE r.message_id = m.id AND r.kind = 'auto'
      ORDER BY r.id LIMIT 1),
-    m.done_at, m.done_by, m.first_human_reply_at
+    m.done_at, m.done_by, m.first_human_reply_at, m.conversation, m.thread, m.assigned_to
 FROM messages m"""
 # Most overdue first: open before done, emergencies first, then reply_by (none last).
 ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NULL, m.reply_by,
@@ -193,3 +193,43 @@ END_EXPIRED_SESSIONS = "DELETE FROM sessions WHERE expires_at <= $1"
 ADD_LOGIN_FAILURE = "INSERT INTO login_failures (key, at) VALUES ($1, $2)"
 COUNT_LOGIN_FAILURES = "SELECT COUNT(*) FROM login_failures WHERE key = $1 AND at > $2"
 CLEAR_LOGIN_FAILURES = "DELETE FROM login_failures WHERE key = $1 OR at <= $2"
+
+# The inbox.
+CLAIM = "UPDATE messages SET assigned_to = $2 WHERE reference = $1"
+REASSIGN = "UPDATE messages SET team = $2, assigned_to = NULL WHERE reference = $1"
+ADD_NOTE = """INSERT INTO notes (message_id, author, text, created_at)
+SELECT id, $2, $3, $4 FROM messages WHERE reference = $1"""
+NOTES = """SELECT n.id, n.message_id, n.author, n.text, n.created_at FROM notes n
+JOIN messages m ON m.id = n.message_id WHERE m.reference = $1 ORDER BY n.id"""
+REPLIES_OF = """SELECT r.message_id, r.kind, r.template, r.text, r.author, r.created_at
+FROM replies r JOIN messages m ON m.id = r.message_id WHERE m.reference = $1 ORDER BY r.id"""
+HISTORY = f"""{ITEM} WHERE m.channel = $1 AND m.sender = $2 AND m.reference <> $3
+    AND m.erased_at IS NULL
+ORDER BY m.received_at DESC, m.id DESC LIMIT 20"""
+
+
+def inbox(
+    teams: list[str] | None, channel: str | None, status: str, limit: int
+) -> tuple[str, list[object]]:
+    """The inbox's query: teams None means every team (an admin); "default" means no team."""
+    where: list[str] = []
+    params: list[object] = []
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if status == "open":
+        where.append("m.done_at IS NULL")
+    elif status == "done":
+        where.append("m.done_at IS NOT NULL")
+    if channel is not None:
+        where.append(f"m.channel = {param(channel)}")
+    if teams is not None:
+        named = [t for t in teams if t != "default"]
+        either = [f"m.team IN ({', '.join(param(t) for t in named)})"] if named else []
+        if "default" in teams:
+            either.append("m.team IS NULL")
+        where.append(f"({' OR '.join(either)})" if either else "1 = 0")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return f"{ITEM} {clause} {ORDER} LIMIT {param(limit)}", params

@@ -28,6 +28,7 @@ from bot.models import (
     Delivery,
     Ingested,
     Message,
+    Note,
     Outgoing,
     PersonalData,
     QueueItem,
@@ -108,6 +109,9 @@ def _item(row: Sequence[Any]) -> QueueItem:
         done_at=from_text(row[16]),
         done_by=row[17],
         first_human_reply_at=from_text(row[18]),
+        conversation=row[19],
+        thread=row[20],
+        assigned_to=row[21],
     )
 
 
@@ -850,3 +854,79 @@ class SQLiteStore:
     async def clear_login_failures(self, key: str, before: datetime) -> None:
         params = (key, to_text(before))
         await self._write(lambda conn: conn.execute(_q(queries.CLEAR_LOGIN_FAILURES), params))
+
+    # The inbox.
+
+    async def inbox(
+        self,
+        teams: list[str] | None,
+        channel: str | None = None,
+        status: str = "open",
+        limit: int = 200,
+    ) -> list[QueueItem]:
+        sql, params = queries.inbox(teams, channel, status, limit)
+        sql = _q(sql)
+        return await self._read(lambda conn: [_item(r) for r in conn.execute(sql, params)])
+
+    async def claim(self, reference: str, user_id: int | None) -> QueueItem:
+        def run(conn: sqlite3.Connection) -> QueueItem:
+            conn.execute(_q(queries.CLAIM), (reference, user_id))
+            return _found(conn, reference)
+
+        return await self._write(run)
+
+    async def reassign(self, reference: str, team: str | None) -> QueueItem:
+        def run(conn: sqlite3.Connection) -> QueueItem:
+            conn.execute(_q(queries.REASSIGN), (reference, team))
+            return _found(conn, reference)
+
+        return await self._write(run)
+
+    async def add_note(self, reference: str, author: str, text: str, at: datetime) -> None:
+        params = (reference, author, text, to_text(at))
+
+        def run(conn: sqlite3.Connection) -> None:
+            if not conn.execute(_q(queries.ADD_NOTE), params).rowcount:
+                raise NotFound(reference)
+
+        await self._write(run)
+
+    async def notes(self, reference: str) -> list[Note]:
+        sql = _q(queries.NOTES)
+        return await self._read(
+            lambda conn: [
+                Note(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]))
+                for r in conn.execute(sql, (reference,))
+            ]
+        )
+
+    async def replies(self, reference: str) -> list[StoredReply]:
+        sql = _q(queries.REPLIES_OF)
+        return await self._read(
+            lambda conn: [
+                StoredReply(r[0], r[1], r[2], r[3], r[4], from_text(r[5]))
+                for r in conn.execute(sql, (reference,))
+            ]
+        )
+
+    async def history(self, item: QueueItem) -> list[QueueItem]:
+        sql, params = _q(queries.HISTORY), (item.channel, item.sender, item.reference)
+        return await self._read(lambda conn: [_item(r) for r in conn.execute(sql, params)])
+
+    async def send_human_reply(self, reference: str, text: str, by: str, at: datetime) -> QueueItem:
+        created = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> QueueItem:
+            item = _found(conn, reference)
+            conn.execute(_INSERT_REPLY, (item.id, "human", None, text, by, created))
+            if item.first_human_reply_at is None or at < item.first_human_reply_at:
+                conn.execute(_FIRST_HUMAN_REPLY, (created, item.id))
+            if item.conversation is not None:  # sent by the outbox, through its channel
+                conn.execute(
+                    _ENQUEUE,
+                    (item.id, item.channel, item.conversation, "human", text, 0, created,
+                     item.thread),
+                )  # fmt: skip
+            return _found(conn, reference)
+
+        return await self._write(run)
