@@ -4,11 +4,10 @@ Alerts are outbox rows like replies (kind "alert"), so the sender loop sends the
 limits, retries and dead letters. The routes come from rules.toml ([alerts] and each [[team]]'s
 `alerts`); the secrets (webhook addresses, the SMTP password) from the environment only.
 
-Every process runs an Alerter. Two never alert the same item: an item is included in an alert
-only by the process whose mark_alerted marked it, and a team's batch is claimed as a job, so
-one process at a time composes it and at most one goes per `batch`. Marking comes before the
-alert is queued: a process killed between the two loses that alert (the item stays at the top
-of the queue); it never sends one twice.
+Every process runs an Alerter. Two never alert the same item: marking an item and queuing the
+alert that names it happen in one transaction (Store.alert), so an item is alerted by the one
+process that marked it, and a crash loses neither; a team's batch is claimed as a job, so one
+process at a time composes it and at most one goes per `batch`.
 
 This module also holds the channels that only send alerts: email (SMTP, with the standard
 library's smtplib in a thread) and Slack and Microsoft Teams incoming webhooks.
@@ -26,6 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from functools import partial
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -338,10 +338,15 @@ class Alerter:
         queued = 0
         for item in (i for i in items if i.emergency):
             routes = rules.alerts.emergency or group_routes(rules, group_of(rules, item))
-            if not routes or await store.mark_alerted([item.id], now) != 1:
-                continue  # nowhere to send it, or another process has alerted it
-            text = emergency_text(rules, item, now)
-            queued += await self._enqueue("emergency", routes, text, now, [item], priority=1)
+            if routes:  # another process may have alerted it already: then nothing is queued
+                queued += await self._alert(
+                    "emergency",
+                    routes,
+                    [item],
+                    now,
+                    lambda its: emergency_text(rules, its[0], now),
+                    1,
+                )
         groups: dict[str, list[QueueItem]] = {}
         for item in items:
             if not item.emergency:
@@ -353,10 +358,8 @@ class Alerter:
             job = f"alerts:{group}"
             if not await store.claim_job(job, self.holder, now, rules.alerts.batch, JOB_LEASE):
                 continue
-            mine = [i for i in members if await store.mark_alerted([i.id], now) == 1]
-            if mine:
-                text = batch_text(rules, group, mine, now)
-                queued += await self._enqueue("new messages", routes, text, now, mine)
+            text_for = partial(batch_text, rules, group, now=now)
+            queued += await self._alert("new messages", routes, members, now, text_for)
             await store.finish_job(job, self.holder, self.clock())
         return queued
 
@@ -370,37 +373,60 @@ class Alerter:
             return 0
         groups: dict[str, list[QueueItem]] = {}
         for item in items:
-            if await store.mark_alerted([item.id], now, breach=True) == 1:
-                groups.setdefault(group_of(rules, item), []).append(item)
+            groups.setdefault(group_of(rules, item), []).append(item)
         queued = 0
-        for group, mine in groups.items():
-            text = breach_text(rules, group, mine, now)
-            queued += await self._enqueue("reply due", group_routes(rules, group), text, now, mine)
+        for group, members in groups.items():
+            queued += await self._alert(
+                "reply due",
+                group_routes(rules, group),
+                members,
+                now,
+                partial(breach_text, rules, group, now=now),
+                breach=True,
+            )
         await store.finish_job("alerts:breach", self.holder, self.clock())
         return queued
 
-    async def _enqueue(
+    async def _alert(
         self,
         what: str,
         routes: tuple[Route, ...],
-        text: str,
-        now: datetime,
         items: list[QueueItem],
+        now: datetime,
+        text_for: Callable[[list[QueueItem]], str],
         priority: int = 0,
+        *,
+        breach: bool = False,
     ) -> int:
-        message_id = items[0].id if len(items) == 1 else None
-        for route in routes:
-            outgoing = Outgoing(route.kind, route.target, "alert", text, message_id, priority)
-            await self.state.store.enqueue(outgoing, now)
+        """Mark the items and queue one alert per route for those this process marked, in one
+        transaction; return how many deliveries were queued."""
+        by_id = {i.id: i for i in items}
+
+        def compose(marked: list[int]) -> list[Outgoing]:
+            mine = [by_id[i] for i in marked]
+            text = text_for(mine)
+            message_id = mine[0].id if len(mine) == 1 else None
+            return [
+                Outgoing(route.kind, route.target, "alert", text, message_id, priority)
+                for route in routes
+            ]
+
+        marked = await self.state.store.alert(list(by_id), compose, now, breach=breach)
+        if not marked:
+            return 0
         log.info(
             "alert queued",
             extra={
                 "alert": what,
-                "references": [i.reference for i in items],
+                "references": [by_id[i].reference for i in marked],
                 "routes": [str(r) for r in routes],
             },
         )
         return len(routes)
+
+
+def _first(text_for: Callable[[QueueItem], str], items: list[QueueItem]) -> str:
+    return text_for(items[0])
 
 
 def group_of(rules: Rules, item: QueueItem) -> str:

@@ -183,6 +183,19 @@ class Store(Protocol):
         warning sent yet: the ones about to break (or past) their promise."""
         ...
 
+    async def alert(
+        self,
+        ids: list[int],
+        compose: Callable[[list[int]], list[Outgoing]],
+        at: datetime,
+        *,
+        breach: bool = False,
+    ) -> list[int]:
+        """In one transaction: mark the items not yet alerted (or warned, with breach), then
+        put compose(those ids) in the outbox. Returns the ids marked. A crash loses neither the
+        mark nor the alert, and two processes never alert the same item."""
+        ...
+
     async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
         """Record that an alert (or, with breach, a warning) included these; returns how many
         were not already marked, so two processes cannot both claim an item."""

@@ -514,6 +514,29 @@ class PostgresStore:
 
         return await self._run("read from", run)
 
+    async def alert(
+        self,
+        ids: list[int],
+        compose: Callable[[list[int]], list[Outgoing]],
+        at: datetime,
+        *,
+        breach: bool = False,
+    ) -> list[int]:
+        _aware(at)
+        sql = queries.MARK_BREACH_ALERTED if breach else queries.MARK_ALERTED
+
+        async def run(conn: Conn) -> list[int]:
+            mine = [i for i in ids if (await conn.execute(sql, i, at)) == "UPDATE 1"]
+            for o in compose(mine) if mine else []:
+                await conn.execute(
+                    queries.ENQUEUE,
+                    o.message_id, o.channel, o.recipient, o.kind, o.text, o.priority, at,
+                    o.reply_to,
+                )  # fmt: skip
+            return mine
+
+        return await self._transaction(run)
+
     async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
         _aware(at)
         sql = queries.MARK_BREACH_ALERTED if breach else queries.MARK_ALERTED

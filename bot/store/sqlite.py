@@ -715,6 +715,27 @@ class SQLiteStore:
         sql, cutoff = _q(queries.NEAR_BREACH), to_text(until)
         return await self._read(lambda conn: [_item(r) for r in conn.execute(sql, (cutoff,))])
 
+    async def alert(
+        self,
+        ids: list[int],
+        compose: Callable[[list[int]], list[Outgoing]],
+        at: datetime,
+        *,
+        breach: bool = False,
+    ) -> list[int]:
+        sql = _q(queries.MARK_BREACH_ALERTED if breach else queries.MARK_ALERTED)
+        when = to_text(at)
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            mine = [i for i in ids if conn.execute(sql, (i, when)).rowcount]
+            for o in compose(mine) if mine else []:
+                params = (o.message_id, o.channel, o.recipient, o.kind, o.text, o.priority, when,
+                          o.reply_to)  # fmt: skip
+                conn.execute(_ENQUEUE, params)
+            return mine
+
+        return await self._write(run)
+
     async def mark_alerted(self, ids: list[int], at: datetime, *, breach: bool = False) -> int:
         sql = _q(queries.MARK_BREACH_ALERTED if breach else queries.MARK_ALERTED)
         when = to_text(at)

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
+
 from bot.models import Outgoing
 from bot.store import Store
 
@@ -178,3 +180,30 @@ async def test_alerts_include_each_item_once_and_warn_once_before_a_breach(store
     assert await store.mark_alerted([first.id], NOW, breach=True) == 1
     await store.record_human_reply(second.reference, "On it", "sam", NOW)
     assert await store.near_breach(NOW + 5 * 60 * MINUTE) == []  # warned, or answered
+
+
+async def test_an_alert_marks_and_queues_in_one_transaction(store: Store) -> None:
+    from .test_store_contract import Decider, message
+
+    a = (await store.ingest(message("1"), Decider())).item
+    b = (await store.ingest(message("2", sender="bob"), Decider())).item
+    await store.claim_deliveries("drain", NOW, 60 * MINUTE)  # the automatic replies
+    seen: list[list[int]] = []
+
+    def compose(ids: list[int]) -> list[Outgoing]:
+        seen.append(ids)
+        return [Outgoing("email", "team@example.org", "alert", f"{len(ids)} new", None)]
+
+    def broken(ids: list[int]) -> list[Outgoing]:
+        raise RuntimeError("composing failed")
+
+    with pytest.raises(RuntimeError):
+        await store.alert([a.id], broken, NOW)
+    assert [i.id for i in await store.unalerted(NOW)] == [a.id, b.id]  # nothing was marked
+
+    assert await store.alert([a.id], compose, NOW) == [a.id]
+    assert await store.alert([a.id, b.id], compose, NOW) == [b.id]  # a was already alerted
+    assert await store.alert([a.id, b.id], compose, NOW) == []  # compose is not called
+    assert seen == [[a.id], [b.id]]
+    queued = await store.claim_deliveries("x", NOW, MINUTE)
+    assert [(d.channel, d.kind, d.text) for d in queued] == [("email", "alert", "1 new")] * 2
