@@ -260,4 +260,7 @@ def make_app(state: State) -> web.Application:
     app.router.add_post("/", message_us)
     app.router.add_post("/api/messages", post_message)
     app.router.add_get("/healthz", healthz)
+    from bot.inbox import add_routes  # here: bot.inbox imports this module
+
+    add_routes(app)
     return app
