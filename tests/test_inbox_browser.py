@@ -184,3 +184,78 @@ async def test_a_wrong_password_is_announced_and_the_page_stays_accessible(
 def test_axe_core_is_installed_with_the_test_extra() -> None:
     assert axe_script().stat().st_size > 100_000
     assert shutil.which("chromium") or Path(CHROMIUM).exists()
+
+
+async def open_row(page: Any, channel: str) -> None:
+    """Follow the link of the inbox row whose Channel cell is exactly `channel`."""
+    import re
+
+    cell = page.locator("td:nth-child(3)", has_text=re.compile(f"^{channel}$"))
+    await page.locator("tr[data-reference]").filter(has=cell).locator("a").click()
+    await page.wait_for_selector("h1:has-text('Message')")
+
+
+async def test_one_inbox_for_the_web_form_and_x(tmp_path: Path, browser: Any) -> None:
+    """An admin answers an X mention (the reply goes back in its thread) and a message from the
+    public form (the reply is recorded; they are told to use the address given)."""
+    from tests.fakes.x import FakeX
+
+    rules = copy_rules(tmp_path)
+    database = f"sqlite:///{tmp_path}/inbox.sqlite3"
+    await asyncio.to_thread(
+        add_user, database, rules, "ada", "--name", "Ada Admin", "--role", "admin"
+    )
+    async with FakeX() as fake:
+        names = ("X_BEARER_TOKEN", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN")
+        env = {name: f"ui-{name.lower()}" for name in (*names, "X_ACCESS_TOKEN_SECRET")}
+        env.update(X_API_URL=fake.url, X_POLL_SECONDS="0.2")
+        server = await asyncio.to_thread(Server, tmp_path, rules, database, env)
+        await asyncio.to_thread(server.wait_for, "x ready")
+        base = f"http://127.0.0.1:{server.port}"
+        context = await browser.new_context(bypass_csp=True)  # so the test may wait on the title
+        page = await context.new_page()
+        try:
+            await page.goto(f"{base}/login")
+            await page.fill("#username", "ada")
+            await page.fill("#password", PASSWORD)
+            await page.press("#password", "Enter")
+            await page.wait_for_url(f"{base}/inbox")
+
+            # A citizen uses the public form in another tab; another mentions the council on X.
+            citizen = await context.new_page()
+            await citizen.goto(f"{base}/")
+            await citizen.fill("#sender", "pat@example.org")
+            await citizen.fill("#text", "Can I get a parking permit for my carer?")
+            await citizen.click("button[type=submit]")
+            await citizen.wait_for_selector("text=Your reference is")
+            fake.add_mention("@AnytownCouncil the streetlight on Mill Lane is out")
+            await page.wait_for_function("document.title.startsWith('(2) Inbox')", timeout=15000)
+            channels = await page.eval_on_selector_all(
+                "tr[data-reference] td:nth-child(3)", "cells => cells.map(c => c.innerText)"
+            )
+            assert sorted(channels) == ["web", "x"]
+            await until(lambda: len(fake.posted) == 1)  # the automatic reply on X
+
+            await open_row(page, "x")
+            await page.fill("#reply", "An engineer is booked for Thursday.")
+            await page.click("button:has-text('Send reply')")
+            await page.wait_for_selector("[role=status]:has-text('Your reply is on its way.')")
+            await until(lambda: len(fake.posted) == 2)
+            assert fake.posted[1]["text"].endswith("An engineer is booked for Thursday.")
+            assert fake.posted[1]["conversation_id"] == fake.posted[0]["conversation_id"]
+            await page.click("button:has-text('Mark done')")
+
+            await page.goto(f"{base}/inbox")
+            await open_row(page, "web")
+            assert "pat@example.org" in await page.inner_text("#reply-hint")
+            await page.fill("#reply", "Emailed Pat the form.")
+            await page.click("button:has-text('Record reply')")
+            await page.wait_for_selector("[role=status]")
+            assert "Emailed Pat the form." in await page.inner_text("main")
+            await page.click("button:has-text('Mark done')")
+            await page.goto(f"{base}/inbox")
+            assert await page.title() == "(0) Inbox – Anytown Borough Council"
+        finally:
+            await context.close()
+            await asyncio.to_thread(server.stop)
+    assert len(fake.posted) == 2  # nothing was sent for the web message

@@ -201,9 +201,10 @@ class XChannel:
     # X's quotas are per 15 minutes and per 24 hours (Basic: 100 posts a day, 5 DMs per 15
     # minutes; Free: 17 posts a day), which no spacing can keep to without delaying replies for
     # hours: when one runs out, X's 429 reschedules the reply for its reset time. The spacing is
-    # for X's spam filter, which watches bursts: one send every 5 seconds at most, and half a
-    # minute between two to one person (the automatic reply, then the team's).
-    limits = Limits(per_second=0.2, per_recipient_seconds=30.0)
+    # for X's spam filter, which watches bursts: one send every 5 seconds at most, and as long
+    # between two to one person (the automatic reply, then the team's), which a person typing
+    # a reply never notices.
+    limits = Limits(per_second=0.2, per_recipient_seconds=5.0)
     capabilities = Capabilities(max_length=TWEET_LIMIT, threads=True, groups=False)
 
     def __init__(self, state: State, env: Mapping[str, str]) -> None:
