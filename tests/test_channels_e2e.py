@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot.store import open_store
 from tests.conftest import copy_rules
-from tests.fakes.telegram import FakeTelegram, private_chat
+from tests.fakes.telegram import GROUP, FakeTelegram, private_chat
 from tests.test_server import Server
 
 SECRET = "e2e-webhook-secret"
@@ -207,3 +207,30 @@ async def test_set_webhook_registers_the_public_url_with_the_secret(tmp_path: Pa
         )
         assert wrong.returncode == 1 and "1:wrong" not in wrong.stderr + wrong.stdout
     assert fake.token not in done.stdout + done.stderr + info.stdout + info.stderr
+
+
+async def test_the_server_alerts_the_staff_group_to_an_emergency_at_once(
+    tmp_path: Path, database: str
+) -> None:
+    staff = GROUP["id"]  # a group the bot is in (the fake knows it)
+    rules = copy_rules(tmp_path, extra=f'\n[alerts]\nemergency = ["telegram:{staff}"]\n')
+    async with FakeTelegram() as fake:
+        fake.group_message("Welcome to the staff group")  # the bot is a member (not delivered)
+        server = await asyncio.to_thread(start, tmp_path, rules, database, fake)
+        try:
+            url = f"http://127.0.0.1:{server.port}/webhooks/telegram"
+            update = fake.text_message("my dad has collapsed and isn't breathing")
+            assert await fake.deliver(update, url, SECRET) == 200
+            await until(lambda: len(fake.sent) == 2)
+            await asyncio.sleep(1)  # no second alert
+        finally:
+            await asyncio.to_thread(server.stop)
+
+    to_citizen, to_staff = sorted(fake.sent, key=lambda m: m["chat_id"] == staff)
+    assert "999" in to_citizen["text"]
+    assert to_staff["chat_id"] == staff
+    async with open_store(database) as store:
+        [item] = await store.open_items()
+    assert item.emergency is not None and item.reference in to_staff["text"]
+    assert "collapsed" not in to_staff["text"]  # no message text unless [alerts] excerpt says
+    assert len(fake.sent) == 2
