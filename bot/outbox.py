@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.channels import Channel, Limits, TryLater, Undeliverable
 from bot.errors import StoreError
+from bot.metrics import Metrics
 from bot.models import Delivery, reference_for
 from bot.store import Store
 
@@ -69,8 +70,10 @@ class Sender:
         channels: Mapping[str, Channel],
         holder: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.channels = dict(channels)
         self.holder = holder
         self.clock = clock
@@ -126,6 +129,7 @@ class Sender:
         if delivery.message_id is not None:
             extra["reference"] = reference_for(delivery.message_id)
         if channel is None:  # switched off since: keep it for when it is back
+            self.metrics.failed(delivery.channel, dead=False)
             await self.store.retry_later(
                 delivery.id,
                 self.holder,
@@ -137,6 +141,7 @@ class Sender:
         try:
             platform_id = await channel.send(delivery)
         except Undeliverable as exc:
+            self.metrics.failed(delivery.channel, dead=True)
             await self.store.give_up(delivery.id, self.holder, str(exc))
             log.warning("reply undeliverable", extra={**extra, "error": str(exc)})
             return
@@ -147,13 +152,16 @@ class Sender:
             log.exception("send failed unexpectedly", extra=extra)
             await self._later(delivery, f"{type(exc).__name__}: {exc}", None, extra)
             return
+        self.metrics.sent(delivery.channel, delivery.kind)
         await self.store.delivered(delivery.id, self.clock(), platform_id)
         log.info("reply sent", extra=extra)
 
     async def _later(
         self, delivery: Delivery, error: str, retry_after: float | None, extra: dict[str, object]
     ) -> None:
-        if delivery.attempts >= MAX_ATTEMPTS:
+        dead = delivery.attempts >= MAX_ATTEMPTS
+        self.metrics.failed(delivery.channel, dead)
+        if dead:
             reason = f"gave up after {delivery.attempts} attempts: {error}"
             await self.store.give_up(delivery.id, self.holder, reason)
             log.warning("reply undeliverable", extra={**extra, "error": reason})

@@ -115,7 +115,7 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         holder = holder_name()
         # Alert-only channels (email, Slack, Teams) send from the outbox but receive nothing.
         senders = {**alert_channels(os.environ), **channels}
-        sender = Sender(store, senders, holder)
+        sender = Sender(store, senders, holder, metrics=state.metrics)
         alerter = Alerter(state, holder, os.environ, set(channels))
 
         def wake() -> None:  # something new in the outbox, or a new message to alert

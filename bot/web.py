@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,8 +19,10 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.errors import BadRequest, StoreError
+from bot.metrics import Metrics, authorised
 from bot.models import Decision, Ingested, Message, QueueItem, SenderState
 from bot.store import Store
 from bot.triage import Triage
@@ -46,6 +50,7 @@ class State:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     wake: Callable[[], None] = field(default=lambda: None)  # something new in the outbox
+    metrics: Metrics = field(default_factory=Metrics)  # this app's own registry
 
 
 STATE = web.AppKey("state", State)
@@ -104,13 +109,22 @@ async def receive(state: State, message: Message) -> tuple[Ingested, Triage]:
 
     # The costly part of the decision runs here, on the event loop, before the transaction;
     # inside it, only the sender's cooldown and the reference remain to be applied.
+    started = time.perf_counter()
     draft = triage.draft(message)
+    deciding = time.perf_counter() - started
 
     def decide(sender: SenderState, reference: str) -> Decision:
-        return triage.finish(draft, sender, reference, message.received_at)
+        nonlocal deciding
+        started = time.perf_counter()
+        try:
+            return triage.finish(draft, sender, reference, message.received_at)
+        finally:
+            deciding += time.perf_counter() - started
 
     result = await state.store.ingest(message, decide)
     item = result.item
+    state.metrics.decision.observe(deciding)
+    state.metrics.received(message.channel, result.duplicate)
     log.info(
         "message %s",
         "duplicate" if result.duplicate else "accepted",
@@ -253,9 +267,31 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+METRICS_TOKEN = web.AppKey("metrics_token", str)
+BEARER = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """For a Prometheus server that sends `Authorization: Bearer $METRICS_TOKEN`."""
+    if not authorised(request.headers.get("Authorization"), request.app[METRICS_TOKEN]):
+        return error(401, "this needs Authorization: Bearer <METRICS_TOKEN>", **BEARER)
+    state = request.app[STATE]
+    try:
+        body = await state.metrics.exposition(state.store, state.clock())
+    except StoreError:
+        return error(503, "store unavailable", **{"Retry-After": "5"})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def make_app(state: State) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+    token = (os.environ.get("METRICS_TOKEN") or "").strip()
+    # Off unless a token is set: then no /metrics route and no timing of requests at all.
+    middlewares = [state.metrics.middleware()] if token else []
+    app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app[STATE] = state
+    if token:
+        app[METRICS_TOKEN] = token
+        app.router.add_get("/metrics", metrics)
     app.router.add_get("/", message_us)
     app.router.add_post("/", message_us)
     app.router.add_post("/api/messages", post_message)
