@@ -43,6 +43,11 @@ _ENGLISH = frozenset(
 _WELSH_ENDINGS = ("'r", "'n", "'i", "'w")  # mae'r, dwi'n, i'w: Welsh elisions
 
 
+def fixed_language(languages: Sequence[str]) -> str | None:
+    """What detect_language says of every text, when it does not read the text; else None."""
+    return None if "cy" in languages else (languages[0] if languages else "en")
+
+
 def detect_language(text: str, languages: Sequence[str]) -> str:
     """ "cy" when the text reads as Welsh and "cy" is one of `languages`, else the first one."""
     default = languages[0] if languages else "en"

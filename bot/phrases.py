@@ -34,7 +34,8 @@ How a phrase in rules.toml is matched, for the people who write them:
 from __future__ import annotations
 
 import re
-from collections.abc import KeysView, Sequence
+from collections.abc import Iterable, KeysView, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain, groupby
@@ -45,6 +46,7 @@ from bot.wording import (
     BREAKS,
     COMMON,
     FAMILIES,
+    FAMILY,
     HOW,
     LITTLE,
     MODALS,
@@ -65,6 +67,7 @@ from bot.wording import (
     positions,
     prepare,
     slips,
+    stem,
 )
 
 __all__ = ["Layout", "PhraseGroup", "PhraseSet", "Prepared", "phrase_problem", "prepare"]
@@ -280,56 +283,85 @@ class PhraseGroup:
     first() returns exactly what calling find() on each set in order would: a set is only asked
     when the message has one of its look-up keys, or when it has phrases tried on every message.
     The sets' indexes are merged into one, so a message's keys are looked up once for them all.
+
+    kinds: how many of the sets, in order, are of each kind (say emergencies, then redirects,
+    then teams); firsts() answers for each kind as first() would for a group of its sets alone.
     """
 
-    def __init__(self, sets: Sequence[PhraseSet]) -> None:
+    def __init__(self, sets: Sequence[PhraseSet], kinds: Sequence[int] = ()) -> None:
         self._sets = tuple(sets)
+        kinds = tuple(kinds) or (len(self._sets),)
+        if sum(kinds) != len(self._sets):
+            raise ValueError(f"kinds {kinds} do not add up to the {len(self._sets)} sets")
+        self._starts = tuple(sum(kinds[:k]) for k in range(len(kinds)))  # each kind's first set
+        self._kind_of = tuple(k for k, size in enumerate(kinds) for _ in range(size))
         # a phrase is known by one int, its set's number shifted left, then its own number
         self._shift = max((len(s._phrases) for s in self._sets), default=0).bit_length()
         reached: dict[str, list[tuple[int, tuple[_Group, ...]]]] = {}
         for n, phrases in enumerate(self._sets):
             for key, groups in phrases._index.items():
                 reached.setdefault(key, []).append((n << self._shift, groups))
+        for key in [k for k in reached if _stem_of(k, STOP) in reached]:
+            # A message with the word has its stem's key too: when that key reaches every group
+            # this one does, this one is not needed (a third of the keys; less memory, fewer
+            # look-ups, and fewer words reaching one entry twice)
+            if _reach(reached[key]) <= _reach(reached[_stem_of(key, STOP)]):
+                del reached[key]
         share: dict[Any, Any] = {}
-        made: dict[tuple[tuple[int, tuple[_Group, ...]], ...], _Entry] = {}  # keys of a word
-        self._index: dict[str, _Entry] = {}  # lead to the same groups: an entry for each
+        made: dict[tuple[tuple[int, tuple[_Group, ...]], ...], int] = {}  # keys of a word lead
+        entries: list[_Entry] = []  # to the same groups: an entry for each, known by its number
+        self._index: dict[str, int] = {}
         for key, found in reached.items():
-            entry = made.get(reach := tuple(found))
-            if entry is None:
-                entry = made[reach] = _entry(reach, share)
-            self._index[key] = entry
-        self._keys = frozenset(self._index)
+            number = made.get(reach := tuple(found))
+            if number is None:
+                number = made[reach] = len(entries)
+                entries.append(_entry(reach, share))
+            self._index[key] = number
+        self._entries = tuple(entries)
+        # every second key: a message's are found in this one set, not in each entry's
+        self._seconds = frozenset(chain.from_iterable(seconds for _, seconds, _ in entries))
         self._always = tuple(n << self._shift | i for n, s in enumerate(sets) for i in s._always)
 
     def first(self, prepared: Prepared) -> tuple[int, str] | None:
         """(index of the first set that matches, the phrase as written), or None."""
+        for start, found in zip(self._starts, self.firsts(prepared), strict=True):
+            if found is not None:
+                return start + found[0], found[1]
+        return None
+
+    def firsts(self, prepared: Prepared) -> list[tuple[int, str] | None]:
+        """For each kind, (index within the kind of the first set that matches, the phrase as
+        written), or None."""
+        out: list[tuple[int, str] | None] = [None] * len(self._starts)
         found = list(self._always)
-        every: frozenset[str] | None = None
-        seen: list[_Entry] = []  # a word's keys ("stab", "=stab") often lead to one entry
-        for entry in filter(None, map(self._index.get, prepared.keys)):  # one look-up a key
-            if entry in seen:
-                continue
-            seen.append(entry)
-            singles, seconds, pairs = entry
+        reached = set(map(self._index.get, prepared.keys))  # one look-up a key
+        reached.discard(None)
+        seconds_here: frozenset[str] | None = None
+        for number in reached:  # in any order: found is sorted below
+            singles, seconds, pairs = self._entries[number]  # type: ignore[index]
             found += singles
             if seconds:
-                if every is None:
-                    every = prepared.every
-                for second in seconds.intersection(every):
-                    found += pairs[second]
+                if seconds_here is None:
+                    seconds_here = prepared.among(self._seconds)
+                if seconds_here:
+                    for second in seconds.intersection(seconds_here):
+                        found += pairs[second]
         if not found:
-            return None
-        codes = sorted(set(found))
+            return out
+        codes = sorted(set(found)) if len(found) > 1 else found
         shift, mask = self._shift, (1 << self._shift) - 1
-        n = codes[0] >> shift
-        if codes[-1] >> shift == n:  # most often, one set has them all
-            match = self._sets[n]._first([code & mask for code in codes], prepared)
-            return None if match is None else (n, match)
-        for n, run in groupby(codes, lambda code: code >> shift):  # sets in order
-            match = self._sets[n]._first([code & mask for code in run], prepared)
-            if match is not None:
-                return n, match
-        return None
+        runs: Iterable[tuple[int, Iterable[int]]]
+        if codes[-1] >> shift == (n := codes[0] >> shift):  # most often, one set has them all
+            runs = [(n, codes)]
+        else:
+            runs = groupby(codes, lambda code: code >> shift)  # sets in order
+        for n, run in runs:
+            kind = self._kind_of[n]
+            if out[kind] is None:
+                match = self._sets[n]._first([code & mask for code in run], prepared)
+                if match is not None:
+                    out[kind] = n - self._starts[kind], match
+        return out
 
 
 def _entry(reached: Sequence[tuple[int, tuple[_Group, ...]]], share: dict[Any, Any]) -> _Entry:
@@ -341,8 +373,31 @@ def _entry(reached: Sequence[tuple[int, tuple[_Group, ...]]], share: dict[Any, A
             singles.extend(base | idx for idx in group.singles)
             for second, indices in group.pairs.items():
                 pairs.setdefault(second, []).extend(base | idx for idx in indices)
+    for second, codes in list(pairs.items()):  # as in PhraseGroup: the stem finds these too
+        implied = _stem_of(second)
+        if implied in pairs and set(codes) <= set(pairs[implied]):
+            del pairs[second]
     table = {second: _once(share, tuple(codes)) for second, codes in pairs.items()}
     return _once(share, tuple(singles)), _once(share, frozenset(table)), table
+
+
+def _reach(found: list[tuple[int, tuple[_Group, ...]]]) -> set[tuple[int, _Group]]:
+    return {(base, group) for base, groups in found for group in groups}
+
+
+def _stem_of(key: str, little: AbstractSet[str] = frozenset()) -> str:
+    """For "=word", the key of its stem, which every message with the word has; else "".
+
+    A message's look-up keys (Prepared.keys) leave little words out: pass STOP for those.
+    Prepared.every has little words: a stem that is one is there only when the word is too.
+    """
+    if not key.startswith("="):
+        return ""
+    word = key[1:]
+    found = FAMILY.get(word) or stem(word)
+    if word not in STOP and found in STOP:
+        return ""  # learn() keeps this stem nowhere
+    return "" if word in little or found in little else found
 
 
 def _near(occ: tuple[int, ...], span: tuple[int, int], clauses: tuple[int, ...]) -> bool:
@@ -375,13 +430,17 @@ def _occurrences(words: Sequence[_Word], p: Layout, gap: int = MAX_GAP) -> list[
             found = [seq.index(key)]
         else:
             found = positions(seq, hit)
-        if w.ending == "ing":
-            found = [i for i in found if spelt[i] in w.spelt or not spelt[i].endswith("ed")]
-        elif w.ending:
-            found = [i for i in found if spelt[i] in w.spelt or spelt[i].endswith(("ed", "ing"))]
-        if not found:
-            return []
-        once = once and len(found) == 1
+        if w.ending:
+            if w.ending == "ing":
+                found = [i for i in found if spelt[i] in w.spelt or not spelt[i].endswith("ed")]
+            else:
+                found = [
+                    i for i in found if spelt[i] in w.spelt or spelt[i].endswith(("ed", "ing"))
+                ]
+        if len(found) != 1:
+            if not found:
+                return []
+            once = False
         places.append(found)
     if once:
         last = places[0][0]

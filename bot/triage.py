@@ -13,7 +13,7 @@ from bot import when
 from bot.config import Category, Rules
 from bot.danger import danger
 from bot.durations import Promise
-from bot.language import detect_language
+from bot.language import detect_language, fixed_language
 from bot.models import Decision, Message, SenderState
 from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
@@ -64,14 +64,17 @@ class Match(NamedTuple):  # a NamedTuple: made for most messages, and faster to 
 class Matcher:
     """The categories of one kind ([[emergency]], [[redirect]] or [[team]]), matched together."""
 
-    def __init__(self, categories: tuple[Category, ...]) -> None:
+    def __init__(self, categories: tuple[Category, ...], group: PhraseGroup, kind: int) -> None:
         self.categories = categories
-        self.group = PhraseGroup([c.phrases for c in categories])
+        self.group, self.kind = group, kind  # the group has every kind; this is the kind-th
         self.by_name = {c.name: c for c in categories}
 
     def first(self, prepared: Prepared) -> Match | None:
         """The first category, in rules.toml order, with a phrase in the message."""
-        found = self.group.first(prepared)
+        return self.match(self.group.firsts(prepared)[self.kind])
+
+    def match(self, found: tuple[int, str] | None) -> Match | None:
+        """What PhraseGroup.firsts found for this kind, as a Match."""
         return None if found is None else Match(self.categories[found[0]], found[1])
 
     def danger(self, prepared: Prepared) -> Match | None:
@@ -98,10 +101,15 @@ class Triage:
         self.responses = responses
         self._hours: dict[tuple[int, str, bool], str] = {}
         self._both_hours: dict[tuple[int, str], tuple[str, str]] = {}
-        self.emergencies = Matcher(rules.emergencies)
-        self.redirects = Matcher(rules.redirects)
-        self.teams = Matcher(rules.teams)
+        kinds = (rules.emergencies, rules.redirects, rules.teams)
+        # one index for all three: a message's words are looked up once, not once a kind
+        group = PhraseGroup([c.phrases for cs in kinds for c in cs], [len(cs) for cs in kinds])
+        self.emergencies = Matcher(rules.emergencies, group, 0)
+        self.redirects = Matcher(rules.redirects, group, 1)
+        self.teams = Matcher(rules.teams, group, 2)
+        self.group = group
         self._plans: dict[tuple[str, str | None], tuple[Schedule, Promise, str]] = {}
+        self._language = fixed_language(rules.languages)  # None: each message is read
 
     def plan(self, channel: str, team: str | None) -> tuple[Schedule, Promise]:
         """The schedule and promise that apply to a channel and team, worked out once."""
@@ -161,15 +169,18 @@ class Triage:
         than a tenth of what it takes to match a message)."""
         rules = self.rules
         prepared = prepare(message.text)
-        emergency = self.emergencies.first(prepared) or self.emergencies.danger(prepared)
-        redirect = self.redirects.first(prepared)
-        team = self.teams.first(prepared)
+        emergencies, redirects, teams = self.group.firsts(prepared)
+        emergency = self.emergencies.match(emergencies) or self.emergencies.danger(prepared)
+        redirect = self.redirects.match(redirects) if redirects else None
+        team = self.teams.match(teams) if teams else None
         team_name = team.category.name if team else None
-        language = detect_language(message.text, rules.languages)
+        language = self._language or detect_language(message.text, rules.languages)
 
         schedule, promise, _ = self._plan(message.channel, team_name)
         staffed, opens_at, reply_by = schedule.outlook(at, promise)
-        holiday, closure = _firsts(self.closed_days(schedule, at, opens_at, language))
+        holiday = closure = None
+        if opens_at is not None:
+            holiday, closure = _firsts(self.closed_days(schedule, at, opens_at, language))
 
         template = self.template_for(
             emergency, redirect, team, staffed, holiday, closure, schedule, at

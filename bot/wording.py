@@ -249,9 +249,7 @@ _CACHE: dict[bytes, _Token] = {
     b".": ((".",), ("",), (), (SENTENCE,), (), ()),  # punctuation takes a slot of its own
     b",": ((",",), ("",), (), (CLAUSE,), (), ()),
 }
-_KEYS_OF, _EVERY_OF = itemgetter(2), itemgetter(5)
-
-_MOVES = {token[0][0]: token[3][0] for token in _CACHE.values()}
+_KEYS_OF, _MOVES_OF, _EVERY_OF = itemgetter(2), itemgetter(3), itemgetter(5)
 
 
 def learn(tok: bytes) -> _Token:
@@ -317,6 +315,12 @@ class Prepared:
             self._every = frozenset(chain.from_iterable(map(_EVERY_OF, self._tokens)))
         return self._every
 
+    def among(self, keys: frozenset[str]) -> frozenset[str]:
+        """Those of keys in `every`; found without making `every` if it is not made yet."""
+        if self._every is None:
+            return keys.intersection(chain.from_iterable(map(_EVERY_OF, self._tokens)))
+        return keys.intersection(self._every)
+
     @property
     def layout(self) -> Layout:
         """The message word by word, as teams and redirects see it."""
@@ -326,7 +330,7 @@ class Prepared:
             tokens = self._tokens
             words = tuple([w for t in tokens for w in t[0]])
             if "." in words or "," in words:  # only the tokens "." and "," move the clause
-                clauses = tuple(accumulate([_MOVES.get(w, 0) for w in words]))
+                clauses = tuple(accumulate(chain.from_iterable(map(_MOVES_OF, tokens))))
             else:
                 clauses = (0,) * len(words)
             self._layout = Layout(words, tuple([s for t in tokens for s in t[1]]), clauses)
