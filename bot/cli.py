@@ -1,5 +1,5 @@
 """The command line: serve, migrate, user, telegram, check, preview, bio, queue, outbox, export,
-erase, done, reopen, replied.
+erase, done, reopen, replied, report, import-contacts.
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import errno
 import json
 import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -418,12 +420,83 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return asyncio.run(_migrate())
 
 
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HoldingReplyError(
+            f"{option} {text!r} is not a date; expected YYYY-MM-DD, such as 2026-04-01"
+        ) from None
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from bot import reports
+
+    rules = load(rules_path(args.rules)).rules
+    start, end = _date(args.start, "--from"), _date(args.end, "--to")
+    if end <= start:
+        raise HoldingReplyError(
+            f"--to {end} is not after --from {start}; --to is the first day not included, "
+            "e.g. --from 2026-04-01 --to 2026-05-01 for April"
+        )
+    first, last = reports.local_range(start, end, rules)
+    async with open_store(database_url(), migrate=auto_migrate()) as store:
+        data = await store.report(first, last, rules.timezone)
+    report = reports.build(data, rules, start, end, datetime.now(UTC))
+    if args.format == "csv":
+        out = reports.to_csv(report)
+    elif args.format == "html":
+        out = reports.to_html(report).encode("utf-8")
+    else:
+        out = (json.dumps(reports.to_json(report), ensure_ascii=False, indent=1) + "\n").encode()
+    if args.out:
+        try:
+            Path(args.out).write_bytes(out)
+        except OSError as e:
+            raise HoldingReplyError(f"Cannot write the report to {args.out}: {e}") from e
+        print(f"Wrote the {args.format.upper()} report to {args.out}.", file=sys.stderr)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    return asyncio.run(_report(args))
+
+
+async def _import_contacts(args: argparse.Namespace) -> int:
+    from bot.reports import read_contacts
+
+    contacts = read_contacts(Path(args.file))
+    async with open_store(database_url(), migrate=auto_migrate()) as store:
+        count = await store.import_contacts(contacts, datetime.now(UTC))
+    days = sorted({c.day for c in contacts})
+    print(
+        f"Imported {count} row{'s' if count != 1 else ''} ({days[0]} to {days[-1]}); "
+        "rows for the same date and channel were replaced."
+    )
+    return 0
+
+
+def cmd_import_contacts(args: argparse.Namespace) -> int:
+    return asyncio.run(_import_contacts(args))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot import logs
 
     logs.setup()
     port = args.port or int(os.environ.get("PORT") or 8080)
-    asyncio.run(serve(args.host, port, rules_path(args.rules), database_url()))
+    try:
+        asyncio.run(serve(args.host, port, rules_path(args.rules), database_url()))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise HoldingReplyError(
+            f"Port {port} is already in use: is Holding Reply already running? "
+            "Stop it, or choose another port with --port or PORT."
+        ) from None
     return 0
 
 
@@ -532,6 +605,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--text", help="what was said (optional)")
     s.add_argument("--at", help="when, ISO 8601 (default: now)")
     s.set_defaults(func=cmd_update)
+
+    s = sub.add_parser("report", help="figures for a date range, as JSON, CSV or HTML")
+    rules_arg(s)
+    s.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day")
+    s.add_argument("--to", dest="end", required=True, metavar="DATE", help="first day NOT included")
+    s.add_argument("--format", choices=["json", "csv", "html"], default="json")
+    s.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser(
+        "import-contacts", help="import daily contacts of other channels (CSV: date,channel,count)"
+    )
+    s.add_argument("file", metavar="FILE.csv")
+    s.set_defaults(func=cmd_import_contacts)
     return p
 
 

@@ -78,6 +78,11 @@ KEYS: dict[str, str] = {
     "alerts.batch": "A team's new messages are collected this long into one alert.",
     "alerts.before_breach": "Warn this long before a reply falls due and none has been sent.",
     "alerts.excerpt": "How many characters of each message an alert quotes (0: none).",
+    "costs.face_to_face": "Cost of one face-to-face contact, in pounds (reports).",
+    "costs.phone": "Cost of one telephone contact, in pounds (reports).",
+    "costs.online": "Cost of one online contact, in pounds: social channels count as online.",
+    "costs.<name>": "Cost of one contact on another imported channel, e.g. costs.email.",
+    "costs.source": "Where the cost figures come from, as the report names it.",
 }
 
 # Where an alert can go: `kind:target` in a list of routes.
@@ -123,6 +128,30 @@ class AlertRules:
     excerpt: int = 0
 
 
+SOCITM = (
+    "Socitm (Society of IT Management), cost per contact figures often quoted in UK local "
+    "government channel-shift business cases"
+)
+_CONTACT_CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """The [costs] table: pounds per contact on each channel, and where the figures come from.
+
+    Social channels (web, Telegram, X) are priced as `online`, unless given their own figure."""
+
+    unit: Mapping[str, float] = field(
+        default_factory=lambda: {"face_to_face": 8.62, "phone": 2.83, "online": 0.15}
+    )
+    source: str = SOCITM
+
+    def of(self, channel: str) -> float | None:
+        if channel in self.unit:
+            return self.unit[channel]
+        return self.unit.get("online") if channel in CHANNELS else None
+
+
 @dataclass(frozen=True, slots=True)
 class Category:
     """An [[emergency]], [[redirect]] or [[team]] entry, with its phrases compiled."""
@@ -166,6 +195,7 @@ class Rules:
     redirects: tuple[Category, ...]
     teams: tuple[Category, ...]
     alerts: AlertRules = AlertRules()
+    costs: Costs = Costs()
     _schedules: dict[tuple[str | None, str | None], Schedule] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -379,6 +409,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
             "redirect",
             "team",
             "alerts",
+            "costs",
         ),
     )
 
@@ -497,6 +528,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
     redirects = _categories(r, "redirect", data, team=False)
     teams = _categories(r, "team", data, team=True)
     alerts = _alerts(r, data.get("alerts", {}))
+    costs = _costs(r, data.get("costs", {}))
 
     if r.problems:
         raise RulesError(r.problems)
@@ -519,7 +551,40 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         redirects=redirects,
         teams=teams,
         alerts=alerts,
+        costs=costs,
     )
+
+
+def _costs(r: _Reader, value: Any) -> Costs:
+    """Any channel name may be a key, so unknown keys are checked for shape, not listed."""
+    if not isinstance(value, dict):
+        r.fail(("costs",), f"expected a table ([costs]), got {value!r}")
+        return Costs()
+    unit = dict(Costs().unit)
+    source = SOCITM
+    for name, amount in value.items():
+        key: Key = ("costs", name)
+        if name == "source":
+            source = r.text(key, amount) or SOCITM
+            continue
+        if not _CONTACT_CHANNEL.fullmatch(name):
+            close = difflib.get_close_matches(name, [*unit, "source"], n=1, cutoff=0.6)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            r.fail(
+                key,
+                f"{name!r} is not a channel name: use lower-case letters, digits and _, "
+                f"such as face_to_face, phone, online or email{hint}",
+            )
+            continue
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            r.fail(
+                key,
+                f"expected the cost of one contact in pounds, a number without quotes or a £ "
+                f"sign such as 2.83, got {amount!r}",
+            )
+            continue
+        unit[name] = float(amount)
+    return Costs(unit, source)
 
 
 def _alerts(r: _Reader, value: Any) -> AlertRules:

@@ -5,12 +5,15 @@ SQLite is for laptops and single servers; a PostgreSQL implementation of the sam
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 from bot.errors import HoldingReplyError
 from bot.models import (
@@ -27,7 +30,7 @@ from bot.models import (
     User,
 )
 
-__all__ = ["NotFound", "Store", "open_store", "redact"]
+__all__ = ["Contact", "Figures", "NotFound", "ReportData", "Store", "open_store", "redact"]
 
 
 class NotFound(HoldingReplyError):
@@ -36,6 +39,50 @@ class NotFound(HoldingReplyError):
     def __init__(self, reference: str) -> None:
         self.reference = reference
         super().__init__(f"No message has the reference {reference!r}.")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """How many contacts one other channel (phone, face_to_face, email...) had on one local date."""
+
+    day: date
+    channel: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What the database counted for one group of messages received in a report's range."""
+
+    group: str  # "all", a channel, or a team ("default": messages no team claimed)
+    messages: int = 0
+    out_of_hours: int = 0  # arrived when nobody was at the desk (staffed false)
+    emergencies: int = 0
+    redirects: int = 0
+    auto_replies: int = 0  # replies sent in the range, whenever their message arrived
+    human_replies: int = 0
+    answered: int = 0  # has a first human reply
+    with_promise: int = 0  # has a reply_by
+    promises_kept: int = 0  # first human reply at or before reply_by
+    median_seconds: float | None = None  # first human reply, clock time (percentile_cont)
+    p90_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything a report needs from the store, for [start, end) in one time zone."""
+
+    overall: Figures
+    by_channel: list[Figures]
+    by_team: list[Figures]
+    hours: dict[tuple[int, int], int]  # (local weekday, 0 is Monday; local hour) -> messages
+    open_at_start: int  # open items at the start of the range
+    days: dict[date, tuple[int, int]]  # local date -> (messages received, marked done)
+    # (channel, team) -> received_at and first_human_reply_at of its answered messages, as
+    # seconds since 1970, alternating: working time needs the calendar, so it is computed
+    # outside the database, from these pairs only.
+    first_replies: dict[tuple[str, str | None], array[float]] = field(default_factory=dict)
+    contacts: list[Contact] = field(default_factory=list)
 
 
 class Store(Protocol):
@@ -301,6 +348,51 @@ class Store(Protocol):
         """A message edited on the platform: the queue shows the new text (nothing is sent).
         None if the message was never stored."""
         ...
+
+    # Reports.
+
+    async def report(self, start: datetime, end: datetime, zone: ZoneInfo) -> ReportData:
+        """The figures for messages received in [start, end), counted in the database; local
+        dates and hours in `zone`; contacts of the local dates from start's to end's (excluded).
+        """
+        ...
+
+    async def import_contacts(self, contacts: Sequence[Contact], at: datetime) -> int:
+        """Store daily counts of other channels in one transaction; a (day, channel) already
+        stored is replaced. Returns how many rows were written."""
+        ...
+
+
+def collect_figures(
+    messages: Sequence[Any], replies: Sequence[Any], percentiles: Sequence[Any]
+) -> dict[str, list[Figures]]:
+    """Figures for "all", per "channel" and per "team", each list sorted by group.
+
+    messages and replies are the rows of REPORT_MESSAGES and REPORT_REPLIES (channel, team,
+    counts...), added up here; percentiles are rows (grouping, group, median, 90th)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(channel: str, team: str | None, counts: dict[str, int]) -> None:
+        for key in (("all", "all"), ("channel", channel), ("team", team or "default")):
+            values = found.setdefault(key, {})
+            for name, count in counts.items():
+                values[name] = values.get(name, 0) + count
+
+    names = ("messages", "out_of_hours", "emergencies", "redirects", "answered", "with_promise",
+             "promises_kept")  # fmt: skip
+    for row in messages:
+        add(row[0], row[1], {n: int(v or 0) for n, v in zip(names, row[2:9], strict=True)})
+    for row in replies:
+        add(row[0], row[1], {"auto_replies": int(row[2]), "human_replies": int(row[3])})
+    for by, group, median, p90 in percentiles:
+        found.setdefault((by, group), {}).update(
+            median_seconds=None if median is None else float(median),
+            p90_seconds=None if p90 is None else float(p90),
+        )
+    out: dict[str, list[Figures]] = {"all": [], "channel": [], "team": []}
+    for (by, group), values in sorted(found.items()):
+        out[by].append(Figures(group, **values))
+    return out
 
 
 _ACCEPTED = (

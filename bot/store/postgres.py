@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from array import array
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -35,7 +37,15 @@ from bot.models import (
     new_item,
     reference_for,
 )
-from bot.store import NotFound, queries, redact
+from bot.store import (
+    Contact,
+    Figures,
+    NotFound,
+    ReportData,
+    collect_figures,
+    queries,
+    redact,
+)
 
 T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -82,6 +92,8 @@ _CLAIM_JOB = queries.JOB_CLAIM.format(
 _CLAIM_DELIVERIES = queries.CLAIM_DELIVERIES.format(
     due=queries.DUE_DELIVERIES + " FOR UPDATE SKIP LOCKED", columns=queries.DELIVERY
 )
+# A report reads many rows; its statements may take longer than a queue's.
+REPORT_TIMEOUT = 300.0
 # Failures that mean "the database is not there right now", as opposed to a bug in a query.
 _UNAVAILABLE = (
     OSError,
@@ -750,5 +762,69 @@ class PostgresStore:
                     item.id, item.channel, item.conversation, "human", text, 0, at, item.thread,
                 )  # fmt: skip
             return await self._found(conn, reference)
+
+        return await self._transaction(run)
+
+    # Reports.
+
+    async def report(self, start: datetime, end: datetime, zone: ZoneInfo) -> ReportData:
+        _aware(start)
+        _aware(end)
+        days_from = start.astimezone(zone).date()
+        days_to = end.astimezone(zone).date()
+        t = REPORT_TIMEOUT
+
+        async def run(conn: Conn) -> ReportData:
+            groups = collect_figures(
+                await conn.fetch(queries.REPORT_MESSAGES, start, end, timeout=t),
+                await conn.fetch(queries.REPORT_REPLIES, start, end, timeout=t),
+                await conn.fetch(queries.PG_PERCENTILES, start, end, timeout=t),
+            )
+            where = (start, end, zone.key)
+            hours = {
+                (row[0], row[1]): int(row[2])
+                for row in await conn.fetch(queries.PG_HOURS, *where, timeout=t)
+            }
+            days: dict[date, tuple[int, int]] = {
+                row[0]: (int(row[1]), 0)
+                for row in await conn.fetch(queries.PG_RECEIVED_DAYS, *where, timeout=t)
+            }
+            for day, count in await conn.fetch(queries.PG_DONE_DAYS, *where, timeout=t):
+                days[day] = (days.get(day, (0, 0))[0], int(count))
+            open_at_start = await conn.fetchval(queries.REPORT_OPEN_AT, start, timeout=t)
+            first: dict[tuple[str, str | None], array[float]] = {}
+            for channel, team, received_at, replied_at in await conn.fetch(
+                queries.PG_FIRST_REPLIES, start, end, timeout=t
+            ):
+                first.setdefault((channel, team), array("d")).extend((received_at, replied_at))
+            contacts = [
+                Contact(row[0], row[1], int(row[2]))
+                for row in await conn.fetch(queries.REPORT_CONTACTS, days_from, days_to)
+            ]
+            return ReportData(
+                overall=groups["all"][0] if groups["all"] else Figures("all"),
+                by_channel=groups["channel"],
+                by_team=groups["team"],
+                hours=hours,
+                open_at_start=int(open_at_start),
+                days=days,
+                first_replies=first,
+                contacts=contacts,
+            )
+
+        # One snapshot for every query, read only.
+        async def snapshot(conn: Conn) -> ReportData:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await run(conn)
+
+        return await self._run("read from", snapshot)
+
+    async def import_contacts(self, contacts: Sequence[Contact], at: datetime) -> int:
+        _aware(at)
+        rows = [(c.day, c.channel, c.count, at) for c in contacts]
+
+        async def run(conn: Conn) -> int:
+            await conn.executemany(queries.IMPORT_CONTACT, rows)
+            return len(rows)
 
         return await self._transaction(run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
 from bot.errors import StoreError
 
@@ -233,3 +234,138 @@ def inbox(
         where.append(f"({' OR '.join(either)})" if either else "1 = 0")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     return f"{ITEM} {clause} {ORDER} LIMIT {param(limit)}", params
+
+
+# Reports, for messages received in [$1, $2). Counts are grouped by channel and team in the
+# database, once, and added up into the whole, per channel and per team by collect_figures.
+_IN_RANGE = "m.received_at >= $1 AND m.received_at < $2"
+_FIRST_REPLY_WHERE = f"{_IN_RANGE} AND m.first_human_reply_at IS NOT NULL"
+REPORT_MESSAGES = f"""SELECT m.channel, m.team, COUNT(*),
+    SUM(CASE WHEN m.staffed THEN 0 ELSE 1 END),
+    SUM(CASE WHEN m.emergency IS NOT NULL THEN 1 ELSE 0 END),
+    SUM(CASE WHEN m.redirect IS NOT NULL THEN 1 ELSE 0 END),
+    COUNT(m.first_human_reply_at),
+    COUNT(m.reply_by),
+    SUM(CASE WHEN m.first_human_reply_at <= m.reply_by THEN 1 ELSE 0 END)
+FROM messages m WHERE {_IN_RANGE} GROUP BY m.channel, m.team"""
+# Replies sent in the range (automatic and human), whenever their message arrived.
+REPORT_REPLIES = """SELECT m.channel, m.team, SUM(CASE WHEN r.kind = 'auto' THEN 1 ELSE 0 END),
+    SUM(CASE WHEN r.kind = 'human' THEN 1 ELSE 0 END)
+FROM replies r JOIN messages m ON m.id = r.message_id
+WHERE r.created_at >= $1 AND r.created_at < $2 GROUP BY m.channel, m.team"""
+# Open at the start of the range: received before it, and not done before it.
+REPORT_OPEN_AT = """SELECT COUNT(*) FROM messages
+WHERE received_at < $1 AND (done_at IS NULL OR done_at >= $1)"""
+REPORT_CONTACTS = """SELECT day, channel, count FROM contacts
+WHERE day >= $1 AND day < $2 ORDER BY day, channel"""
+IMPORT_CONTACT = """INSERT INTO contacts (day, channel, count, imported_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (day, channel)
+DO UPDATE SET count = excluded.count, imported_at = excluded.imported_at"""
+# What each database writes its own way: the time a first human reply took, in seconds; the
+# answered messages' instants as seconds since 1970 (for working time, which needs the
+# calendar); the percentiles (PostgreSQL has percentile_cont, SQLite ranks rows with a window).
+# Percentiles are not added up: each grouping is computed. Rows: grouping ("all", "channel" or
+# "team"), group, median, 90th percentile.
+_TEAM = "COALESCE(m.team, 'default')"
+_SECONDS = "EXTRACT(EPOCH FROM m.first_human_reply_at - m.received_at)::float8"
+PG_PERCENTILES = f"""SELECT CASE WHEN GROUPING(m.channel) = 0 THEN 'channel'
+        WHEN GROUPING({_TEAM}) = 0 THEN 'team' ELSE 'all' END,
+    COALESCE(m.channel, {_TEAM}, 'all'),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY {_SECONDS}),
+    percentile_cont(0.9) WITHIN GROUP (ORDER BY {_SECONDS})
+FROM messages m WHERE {_FIRST_REPLY_WHERE}
+GROUP BY GROUPING SETS ((), (m.channel), ({_TEAM}))"""
+PERCENTILES = (0.5, 0.9)
+
+
+def percentile_ranks(count: int, p: float) -> tuple[int, int, float]:
+    """percentile_cont(p) of `count` sorted values is the value at position p * (count - 1),
+    counting from 0, interpolated linearly with the next: (its rank, the next's, counting from
+    1, and how far between them)."""
+    position = p * (count - 1)
+    low = int(position)
+    return low + 1, min(low + 2, count), position - low
+
+
+def sqlite_percentiles(
+    answered: dict[tuple[str, str], int],
+) -> tuple[str, list[str], list[tuple[str, str]]]:
+    """SQLite has no percentile_cont: one sort of the answered messages by their first reply
+    time, with a running count of each group's rows (a window per group, all over the same
+    order), returns only the rows at the ranks percentile_ranks names for each group.
+
+    answered: (grouping, group) -> how many answered messages it has (from REPORT_MESSAGES).
+    Returns the SQL, its parameters after $1 and $2, and the (grouping, group) of each running
+    count, in the order of the columns that follow c, tm and s."""
+    params: list[str] = []
+    columns: list[str] = []
+    wanted: list[str] = []
+    keys: list[tuple[str, str]] = []
+    for (by, group), count in sorted(answered.items()):
+        if not count:
+            continue
+        n = f"n{len(keys)}"
+        if by == "all":
+            columns.append(f"ROW_NUMBER() OVER w AS {n}")
+            where = ""
+        else:
+            params.append(group)
+            where = f"{'c' if by == 'channel' else 'tm'} = ${len(params) + 2}"
+            columns.append(f"COUNT(*) FILTER (WHERE {where}) OVER w AS {n}")
+            where += " AND "
+        ranks = sorted({r for p in PERCENTILES for r in percentile_ranks(count, p)[:2]})
+        wanted.append(f"({where}{n} IN ({', '.join(map(str, ranks))}))")
+        keys.append((by, group))
+    if not keys:
+        return "SELECT $1, $2 WHERE 0", params, keys
+    sql = f"""SELECT * FROM (SELECT c, tm, s, {", ".join(columns)} FROM (
+    SELECT m.channel AS c, {_TEAM} AS tm,
+        (julianday(m.first_human_reply_at) - julianday(m.received_at)) * 86400.0 AS s
+    FROM messages m WHERE {_FIRST_REPLY_WHERE})
+    WINDOW w AS (ORDER BY s ROWS UNBOUNDED PRECEDING))
+WHERE {" OR ".join(wanted)}"""
+    return sql, params, keys
+
+
+PG_FIRST_REPLIES = f"""SELECT m.channel, m.team, EXTRACT(EPOCH FROM m.received_at)::float8,
+    EXTRACT(EPOCH FROM m.first_human_reply_at)::float8
+FROM messages m WHERE {_FIRST_REPLY_WHERE}"""
+SQLITE_FIRST_REPLIES = f"""SELECT m.channel, m.team,
+    (julianday(m.received_at) - 2440587.5) * 86400.0,
+    (julianday(m.first_human_reply_at) - 2440587.5) * 86400.0
+FROM messages m WHERE {_FIRST_REPLY_WHERE}"""
+# Local time: PostgreSQL converts with its time zone database ($3 is the zone's name). SQLite has
+# none, so it counts per UTC hour ('YYYY-MM-DDTHH', a few thousand buckets a year, not rows) and
+# the store converts each bucket to local time.
+PG_HOURS = f"""SELECT EXTRACT(ISODOW FROM m.received_at AT TIME ZONE $3)::int - 1,
+    EXTRACT(HOUR FROM m.received_at AT TIME ZONE $3)::int, COUNT(*)
+FROM messages m WHERE {_IN_RANGE} GROUP BY 1, 2"""
+PG_RECEIVED_DAYS = f"""SELECT (m.received_at AT TIME ZONE $3)::date, COUNT(*)
+FROM messages m WHERE {_IN_RANGE} GROUP BY 1"""
+PG_DONE_DAYS = """SELECT (m.done_at AT TIME ZONE $3)::date, COUNT(*)
+FROM messages m WHERE m.done_at >= $1 AND m.done_at < $2 GROUP BY 1"""
+SQLITE_RECEIVED_HOURS = f"""SELECT substr(m.received_at, 1, 13), COUNT(*)
+FROM messages m WHERE {_IN_RANGE} GROUP BY 1"""
+SQLITE_DONE_HOURS = """SELECT substr(m.done_at, 1, 13), COUNT(*)
+FROM messages m WHERE m.done_at >= $1 AND m.done_at < $2 GROUP BY 1"""
+
+
+def sqlite_percentile_rows(
+    rows: list[Any], keys: list[tuple[str, str]], answered: dict[tuple[str, str], int]
+) -> list[tuple[str, str, float | None, float | None]]:
+    """(grouping, group, median, 90th) from the rows of sqlite_percentiles' query."""
+    at: dict[tuple[str, str, int], float] = {}
+    for row in rows:
+        channel, team, seconds = row[0], row[1], row[2]
+        for (by, group), rank in zip(keys, row[3:], strict=True):
+            if by == "all" or group == (channel if by == "channel" else team):
+                at[by, group, rank] = seconds
+    out: list[tuple[str, str, float | None, float | None]] = []
+    for by, group in keys:
+        values: list[float | None] = []
+        for p in PERCENTILES:
+            low, high, fraction = percentile_ranks(answered[by, group], p)
+            a, b = at.get((by, group, low)), at.get((by, group, high))
+            values.append(None if a is None or b is None else a + fraction * (b - a))
+        out.append((by, group, values[0], values[1]))
+    return out

@@ -15,12 +15,14 @@ import dataclasses
 import logging
 import queue
 import sqlite3
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
+from zoneinfo import ZoneInfo
 
 from bot.errors import HoldingReplyError, StoreError
 from bot.models import (
@@ -38,7 +40,7 @@ from bot.models import (
     new_item,
     reference_for,
 )
-from bot.store import NotFound, queries
+from bot.store import Contact, Figures, NotFound, ReportData, collect_figures, queries
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -951,3 +953,85 @@ class SQLiteStore:
             return _found(conn, reference)
 
         return await self._write(run)
+
+    # Reports.
+
+    async def report(self, start: datetime, end: datetime, zone: ZoneInfo) -> ReportData:
+        params = (to_text(start), to_text(end))
+        days_from = start.astimezone(zone).date().isoformat()
+        days_to = end.astimezone(zone).date().isoformat()
+
+        def run(conn: sqlite3.Connection) -> ReportData:
+            began = not conn.in_transaction  # one snapshot for every query (":memory:" has one)
+            if began:
+                conn.execute("BEGIN")
+            try:
+                return read(conn)
+            finally:
+                if began:
+                    conn.execute("COMMIT")
+
+        def read(conn: sqlite3.Connection) -> ReportData:
+            counted = conn.execute(_q(queries.REPORT_MESSAGES), params).fetchall()
+            replies = conn.execute(_q(queries.REPORT_REPLIES), params).fetchall()
+            answered = {
+                (by, f.group): f.answered
+                for by, figures in collect_figures(counted, [], []).items()
+                for f in figures
+            }
+            sql, more, keys = queries.sqlite_percentiles(answered)
+            ranked = conn.execute(_q(sql), (*params, *more)).fetchall()
+            percentiles = queries.sqlite_percentile_rows(ranked, keys, answered)
+            groups = collect_figures(counted, replies, percentiles)
+            hours: dict[tuple[int, int], int] = {}
+            days: dict[date, tuple[int, int]] = {}
+            for bucket, count in conn.execute(_q(queries.SQLITE_RECEIVED_HOURS), params):
+                local = _local_hour(bucket, zone)
+                slot = (local.weekday(), local.hour)
+                hours[slot] = hours.get(slot, 0) + count
+                received, done = days.get(local.date(), (0, 0))
+                days[local.date()] = (received + count, done)
+            for bucket, count in conn.execute(_q(queries.SQLITE_DONE_HOURS), params):
+                day = _local_hour(bucket, zone).date()
+                received, done = days.get(day, (0, 0))
+                days[day] = (received, done + count)
+            (open_at_start,) = conn.execute(_q(queries.REPORT_OPEN_AT), params[:1]).fetchone()
+            first: dict[tuple[str, str | None], array[float]] = {}
+            for channel, team, received_at, replied_at in conn.execute(
+                _q(queries.SQLITE_FIRST_REPLIES), params
+            ):
+                first.setdefault((channel, team), array("d")).extend((received_at, replied_at))
+            contacts = [
+                Contact(date.fromisoformat(row[0]), row[1], int(row[2]))
+                for row in conn.execute(_q(queries.REPORT_CONTACTS), (days_from, days_to))
+            ]
+            overall = groups["all"][0] if groups["all"] else Figures("all")
+            return ReportData(
+                overall=overall,
+                by_channel=groups["channel"],
+                by_team=groups["team"],
+                hours=hours,
+                open_at_start=int(open_at_start),
+                days=days,
+                first_replies=first,
+                contacts=contacts,
+            )
+
+        return await self._read(run)
+
+    async def import_contacts(self, contacts: Sequence[Contact], at: datetime) -> int:
+        when = to_text(at)
+        rows = [(c.day.isoformat(), c.channel, c.count, when) for c in contacts]
+        sql = _q(queries.IMPORT_CONTACT)
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.executemany(sql, rows)
+            return len(rows)
+
+        return await self._write(run)
+
+
+def _local_hour(bucket: str, zone: ZoneInfo) -> datetime:
+    """A UTC hour bucket, 'YYYY-MM-DDTHH', as local time. Zones whose offset is not a whole
+    number of hours (none in the UK) would put part of each hour in the wrong local hour."""
+    return datetime.fromisoformat(bucket + ":00+00:00").astimezone(zone)

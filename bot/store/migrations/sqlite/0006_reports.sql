@@ -1,0 +1,13 @@
+-- Reports: contacts on other channels (phone, face to face, email...) imported per day from a
+-- CSV, to show beside the social channels; re-importing a (day, channel) replaces its count.
+-- Indexes for the report's date ranges on replies and on when messages were marked done.
+CREATE TABLE contacts (
+    day TEXT NOT NULL,                    -- a local date, 'YYYY-MM-DD'
+    channel TEXT NOT NULL,                -- e.g. phone, face_to_face, email
+    count INTEGER NOT NULL CHECK (count >= 0),
+    imported_at TEXT NOT NULL,
+    PRIMARY KEY (day, channel)
+);
+
+CREATE INDEX replies_created ON replies (created_at);
+CREATE INDEX messages_done ON messages (done_at);
