@@ -537,6 +537,35 @@ async def logout(request: web.Request, session: Session) -> web.StreamResponse:
     raise response
 
 
+REPORT_DAYS = 30
+# The report is one self-contained file (inline CSS and SVG, no script), the same as
+# `python -m bot report --format html` writes, so its page allows inline styles and nothing else.
+REPORT_HEADERS = {
+    **HEADERS,
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'none'"
+    ),
+}
+
+
+async def report_page(request: web.Request, session: Session) -> web.StreamResponse:
+    """The business-case report for the last 30 days, for admins (it covers every team)."""
+    from bot import reports
+
+    if session.user.role != "admin":
+        return notice(request, "Page not found", "missing", 404)
+    state = request.app[STATE]
+    rules = state.triage.rules
+    now = state.clock()
+    end = now.astimezone(rules.timezone).date() + timedelta(days=1)  # today included
+    start = end - timedelta(days=REPORT_DAYS)
+    first, last = reports.local_range(start, end, rules)
+    data = await state.store.report(first, last, rules.timezone)
+    html = reports.to_html(reports.build(data, rules, start, end, now))
+    return web.Response(text=html, content_type="text/html", headers=REPORT_HEADERS)
+
+
 def add_routes(app: web.Application) -> None:
     """Mount the inbox on the web app (bot.web.make_app calls this)."""
     stopping = asyncio.Event()
@@ -551,6 +580,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/logout", staff(logout))
     app.router.add_get("/inbox", staff(inbox_page))
     app.router.add_get("/inbox/events", staff(events))
+    app.router.add_get("/inbox/reports", staff(report_page))
     app.router.add_get("/inbox/{reference}", staff(item_page))
     for name, handler in ACTIONS.items():
         app.router.add_post(f"/inbox/{{reference}}/{name}", staff(handler))

@@ -72,6 +72,7 @@ async def act(client: Client, reference: str, action: str, **form: str) -> Any:
 ROUTES = [
     ("GET", "/inbox"),
     ("GET", "/inbox/events"),
+    ("GET", "/inbox/reports"),
     ("GET", "/inbox/{ref}"),
     ("POST", "/logout"),
     *[("POST", f"/inbox/{{ref}}/{name}") for name in inbox.ACTIONS],
@@ -462,3 +463,26 @@ async def test_a_reply_to_a_telegram_message_reaches_telegram_through_the_outbox
     assert fake.sent[-1]["chat_id"] == fake.sent[0]["chat_id"]
     [delivery] = [d for d in await state.store.deliveries("sent") if d.kind == "human"]
     assert delivery.message_id == item.id
+
+
+async def test_the_last_30_days_report_is_for_admins_only(client: Client, state: State) -> None:
+    await new_item(state, "My bin wasn't emptied")
+    await new_item(state, "my dad has collapsed and isn't breathing", "b")
+    assert (await log_in(client, "wes")).status == 303
+    assert "Report: last 30 days" not in await (await client.get("/inbox")).text()
+    assert (await client.get("/inbox/reports")).status == 404  # agents see their teams only
+
+    client.session.cookie_jar.clear()
+    assert (await log_in(client, "ada")).status == 303
+    assert 'href="/inbox/reports"' in await (await client.get("/inbox")).text()
+    response = await client.get("/inbox/reports")
+    assert response.status == 200
+    assert "script-src" not in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+    page = await response.text()
+    assert "<svg" in page and "<script" not in page
+    assert "Socitm" in page and "estimate" in page
+    assert "Messages received from 2026-10-29 to 2026-11-27 inclusive" in page  # 30 days
+    overall = page.split("<h2>Overall</h2>", 1)[1].split("</table>", 1)[0]
+    # all: 2 in, 2 automatic replies, 0 human, 100% out of hours (Friday 8pm), 1 emergency of 2
+    assert "<td>all</td><td>2</td><td>2</td><td>0</td><td>100%</td><td>50%</td>" in overall
