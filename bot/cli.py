@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -429,6 +430,49 @@ def _date(text: str, option: str) -> date:
         ) from None
 
 
+class Progress:
+    """A bar on the terminal (stderr) while a long report runs; silent when not a terminal."""
+
+    STEPS = ("counting in the database", "working time and totals", "writing")
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self.step = 0
+        self.began = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def draw(self) -> None:
+        done = self.step * 30 // len(self.STEPS)
+        bar = "#" * done + "." * (30 - done)
+        label = self.STEPS[min(self.step, len(self.STEPS) - 1)]
+        elapsed = time.monotonic() - self.began
+        print(f"\r[{bar}] {self.step}/{len(self.STEPS)} {label} ({elapsed:.1f} s)\033[K",
+              end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    async def _tick(self) -> None:
+        while True:
+            self.draw()
+            await asyncio.sleep(0.2)
+
+    def start(self) -> None:
+        if self.show:
+            self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    def advance(self) -> None:
+        self.step += 1
+        if self.show:
+            self.draw()
+
+    async def finish(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.show:
+            self.step = len(self.STEPS)
+            self.draw()
+            print(file=sys.stderr)
+
+
 async def _report(args: argparse.Namespace) -> int:
     from bot import reports
 
@@ -440,9 +484,17 @@ async def _report(args: argparse.Namespace) -> int:
             "e.g. --from 2026-04-01 --to 2026-05-01 for April"
         )
     first, last = reports.local_range(start, end, rules)
-    async with open_store(database_url(), migrate=auto_migrate()) as store:
-        data = await store.report(first, last, rules.timezone)
-    report = reports.build(data, rules, start, end, datetime.now(UTC))
+    # A bar for long ranges, only when a person is watching a terminal.
+    progress = Progress(sys.stderr.isatty() and (end - start).days > 31)
+    progress.start()
+    try:
+        async with open_store(database_url(), migrate=auto_migrate()) as store:
+            data = await store.report(first, last, rules.timezone)
+        progress.advance()
+        report = reports.build(data, rules, start, end, datetime.now(UTC))
+        progress.advance()
+    finally:
+        await progress.finish()
     if args.format == "csv":
         out = reports.to_csv(report)
     elif args.format == "html":

@@ -258,3 +258,38 @@ def test_the_commands_import_and_report(
     assert f"{bad} line 2: date '2025-13-01' is not a date" in capsys.readouterr().err
     assert main(["report", *period[:3], "2025-06-05", "--to", "2025-06-02"]) == 1
     assert "--to is the first day not included" in capsys.readouterr().err
+
+
+def test_a_long_report_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3"}
+    out = str(tmp_path / "half-year.json")
+    dates = ["--from", "2026-01-01", "--to", "2026-07-01"]
+    command = [sys.executable, "-m", "bot", "report", *dates, "--format", "json", "--out", out]
+    main, terminal = pty.openpty()
+    try:
+        done = subprocess.run(command, stderr=terminal, env=env, cwd=ROOT, timeout=60)
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main)
+    assert done.returncode == 0
+    assert b"[##############################] 3/3" in shown
+    assert b"counting in the database" in shown
+
+    piped = subprocess.run(command, capture_output=True, env=env, cwd=ROOT, timeout=60)
+    assert piped.returncode == 0 and b"[#" not in piped.stderr  # not a terminal: no bar
