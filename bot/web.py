@@ -136,7 +136,10 @@ async def receive(state: State, message: Message) -> tuple[Ingested, Triage]:
             "team": item.team,
         },
     )
-    if message.conversation is not None and item.auto_reply is not None:
+    # Something to send (a reply to a sending channel), or an emergency to alert at once.
+    if not result.duplicate and (
+        (message.conversation is not None and item.auto_reply is not None) or item.emergency
+    ):
         state.wake()
     return result, triage
 

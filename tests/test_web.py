@@ -232,3 +232,17 @@ async def test_message_us_form_ignores_robots(client: Client, store: Store) -> N
     )
     assert response.status == 204
     assert (await store.counts())["open"] == 0
+
+
+async def test_an_emergency_from_the_web_wakes_the_alerts_at_once(state: State) -> None:
+    """The sender and alert loops are woken for an emergency, not left to their next tick."""
+    from bot.web import ingest
+
+    woken: list[str] = []
+    state.wake = lambda: woken.append("wake")
+    await ingest(state, {"sender": "a@example.org", "text": "My bin wasn't emptied"})
+    assert woken == []  # the web answers in its response: nothing to send or alert yet
+    await ingest(state, {"sender": "b@example.org", "text": "my dad has collapsed", "id": "e1"})
+    assert woken == ["wake"]
+    await ingest(state, {"sender": "b@example.org", "text": "my dad has collapsed", "id": "e1"})
+    assert woken == ["wake"]  # a redelivery is not new
