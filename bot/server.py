@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.alerts import Alerter, alert_channels
-from bot.channels import Channel
+from bot.channels import X_CREDENTIALS, Channel
 from bot.check import load
 from bot.errors import RulesError, StoreError
 from bot.jobs import holder_name, run_jobs
@@ -75,15 +75,6 @@ async def watch(state: State, rules_path: Path) -> None:
             await reload(state, rules_path, "file changed")
 
 
-X_VARIABLES = (
-    "X_BEARER_TOKEN",
-    "X_API_KEY",
-    "X_API_SECRET",
-    "X_ACCESS_TOKEN",
-    "X_ACCESS_TOKEN_SECRET",
-)
-
-
 def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
     """The sending channels whose credentials are set (and that rules.toml does not switch off)."""
     channels: dict[str, Channel] = {}
@@ -95,7 +86,7 @@ def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
             channels["telegram"] = TelegramChannel(state, TelegramSettings(env))
         else:
             log.warning("TELEGRAM_BOT_TOKEN is set but rules.toml switches telegram off")
-    if any(env.get(name) for name in X_VARIABLES):
+    if any(env.get(name) for name in X_CREDENTIALS):
         if rules.channel("x").enabled:
             from bot.channels.x import XChannel
 

@@ -16,6 +16,7 @@ from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 from tweepy.asynchronous import AsyncClient  # type: ignore[import-untyped]
 from yarl import URL
 
+from bot.channels import X_CREDENTIALS
 from bot.errors import HoldingReplyError
 
 __all__ = [
@@ -29,14 +30,7 @@ __all__ = [
     "rewrite_origin",
 ]
 
-# The environment variable for each credential tweepy needs, in tweepy's own terms.
-CREDENTIAL_VARIABLES = (
-    "X_BEARER_TOKEN",  # app-only OAuth 2.0: reading mentions
-    "X_API_KEY",  # OAuth 1.0a consumer key
-    "X_API_SECRET",  # OAuth 1.0a consumer secret
-    "X_ACCESS_TOKEN",  # OAuth 1.0a access token of the council's account
-    "X_ACCESS_TOKEN_SECRET",  # OAuth 1.0a access token secret
-)
+CREDENTIAL_VARIABLES = X_CREDENTIALS  # the environment variable for each credential
 API_URL_VARIABLE = "X_API_URL"
 
 # tweepy logs every request's headers at DEBUG, Authorization included.

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from bot.channels import Channel, Limits
+from bot.channels import X_CREDENTIALS, Channel, Limits
 from bot.outbox import Pace, Sender
 from bot.web import State, make_app
 from tests.conftest import Clock
@@ -192,8 +192,7 @@ async def driver(
 
         x_fake = FakeX(now=clock)
         await x_fake.start()
-        secrets = ("X_BEARER_TOKEN", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN")
-        env = {name: f"test-{name.lower()}" for name in (*secrets, "X_ACCESS_TOKEN_SECRET")}
+        env = {name: f"test-{name.lower()}" for name in X_CREDENTIALS}
         env.update(X_API_URL=x_fake.url, X_POLL_SECONDS="0.05")
         channels["x"] = XChannel(state, env)
     sender = Sender(state.store, channels, "contract", clock=clock)

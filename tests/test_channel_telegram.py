@@ -63,10 +63,11 @@ def settings(fake: FakeTelegram, **extra: str) -> TelegramSettings:
     return TelegramSettings(env)
 
 
-@pytest.fixture
-async def telegram(
+async def serve_telegram(
     fake: FakeTelegram, state: State, clock: Clock, aiohttp_client: Any
-) -> AsyncIterator[Harness]:
+) -> Harness:
+    """The web app with the Telegram channel's routes, the channel started, and a sender loop
+    (run it with `Harness.send_all`). The caller stops `harness.channel`."""
     channel = TelegramChannel(state, settings(fake))
     sender = Sender(state.store, {"telegram": channel}, "test-process", clock=clock)
     state.wake = sender.wake
@@ -75,8 +76,16 @@ async def telegram(
     client = await aiohttp_client(app)
     await channel.start()
     await asyncio.wait_for(channel.ready.wait(), 10)
-    yield Harness(fake, channel, sender, client, state, clock)
-    await channel.stop()
+    return Harness(fake, channel, sender, client, state, clock)
+
+
+@pytest.fixture
+async def telegram(
+    fake: FakeTelegram, state: State, clock: Clock, aiohttp_client: Any
+) -> AsyncIterator[Harness]:
+    harness = await serve_telegram(fake, state, clock, aiohttp_client)
+    yield harness
+    await harness.channel.stop()
 
 
 async def test_an_out_of_hours_message_is_stored_then_answered_through_the_outbox(

@@ -24,14 +24,7 @@ from bot.web import State
 from bot.xapi import XConfigError
 from tests.conftest import Clock, london
 from tests.fakes.x import DUPLICATE, FakeX
-
-SECRETS = {
-    "X_BEARER_TOKEN": "bearer-SECRET-1",
-    "X_API_KEY": "key-SECRET-2",
-    "X_API_SECRET": "secret-SECRET-3",
-    "X_ACCESS_TOKEN": "1600000000000000001-SECRET-4",
-    "X_ACCESS_TOKEN_SECRET": "tokensecret-SECRET-5",
-}
+from tests.test_fake_x import SECRETS
 
 
 def environment(fake: FakeX, **extra: str) -> dict[str, str]:

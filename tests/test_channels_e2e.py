@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.channels import X_CREDENTIALS
 from bot.store import open_store
 from tests.conftest import copy_rules
 from tests.fakes.telegram import GROUP, FakeTelegram, private_chat
@@ -150,8 +151,7 @@ async def test_x_mentions_and_direct_messages_are_answered_by_the_server(
     opening = datetime.now(london).date() + timedelta(days=2)
     rules = staffed_only_on(tmp_path, opening)
     async with FakeX() as fake:
-        names = ("X_BEARER_TOKEN", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN")
-        env = {name: f"e2e-{name.lower()}" for name in (*names, "X_ACCESS_TOKEN_SECRET")}
+        env = {name: f"e2e-{name.lower()}" for name in X_CREDENTIALS}
         env.update(X_API_URL=fake.url, X_POLL_SECONDS="0.2")
         mention = fake.add_mention("@AnytownCouncil Hello, I have a question about my account")
         neighbour = fake.add_user("Sam Smith", "samsmith")

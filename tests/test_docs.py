@@ -37,7 +37,9 @@ def environment_variables() -> set[str]:
         text = path.read_text(encoding="utf-8")
         found |= set(re.findall(r"os\.environ(?:\.get\(|\[)\"([A-Z][A-Z0-9_]+)\"", text))
         found |= set(re.findall(r"\benv(?:\.get\(|\[)\"([A-Z][A-Z0-9_]+)\"", text))
-        listed = re.findall(r"^    \"([A-Z][A-Z0-9_]+)\",$", text, re.MULTILINE)  # tuples of names
+        listed = re.findall(
+            r"^    \"([A-Z][A-Z0-9_]+)\",(?:\s+#.*)?$", text, re.MULTILINE
+        )  # tuples of names
         found |= {name for name in listed if f"{name} =" not in text}  # not a constant's own name
     return found
 

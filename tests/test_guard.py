@@ -38,18 +38,10 @@ async def test_the_real_telegram_client_cannot_reach_telegram_from_a_test() -> N
 async def test_the_real_x_client_cannot_reach_x_from_a_test() -> None:
     import aiohttp
 
+    from bot.channels import X_CREDENTIALS
     from bot.xapi import open_client
 
-    env = {
-        name: "not-a-real-secret"
-        for name in (
-            "X_BEARER_TOKEN",
-            "X_API_KEY",
-            "X_API_SECRET",
-            "X_ACCESS_TOKEN",
-            "X_ACCESS_TOKEN_SECRET",
-        )
-    }
+    env = {name: "not-a-real-secret" for name in X_CREDENTIALS}
     began = time.monotonic()
     async with open_client(env) as client:  # https://api.twitter.com
         with pytest.raises(aiohttp.ClientError, match="loopback"):

@@ -17,14 +17,13 @@ from markupsafe import escape
 
 from bot import inbox
 from bot.auth import MAX_FAILURES, SESSION_LENGTH, hash_password, token_hash
-from bot.channels.telegram import TelegramChannel
 from bot.outbox import Sender
 from bot.store import Store, open_store
 from bot.triage import Triage
 from bot.web import State, ingest, make_app
 from tests.conftest import Clock
 from tests.fakes.telegram import FakeTelegram
-from tests.test_channel_telegram import SECRET, settings
+from tests.test_channel_telegram import SECRET, serve_telegram
 
 Client = TestClient  # type: ignore[type-arg]
 PASSWORD = "correct horse battery staple"
@@ -431,16 +430,9 @@ async def telegram_client(
 ) -> AsyncIterator[tuple[Client, FakeTelegram, Sender]]:
     await add_people(state.store, clock)
     async with FakeTelegram() as fake:
-        channel = TelegramChannel(state, settings(fake))
-        sender = Sender(state.store, {"telegram": channel}, "test-process", clock=clock)
-        state.wake = sender.wake
-        app = make_app(state)
-        app.router.add_routes(channel.routes())
-        client = await aiohttp_client(app)
-        await channel.start()
-        await asyncio.wait_for(channel.ready.wait(), 10)
-        yield client, fake, sender
-        await channel.stop()
+        harness = await serve_telegram(fake, state, clock, aiohttp_client)
+        yield harness.client, fake, harness.sender
+        await harness.channel.stop()
 
 
 async def test_a_reply_to_a_telegram_message_reaches_telegram_through_the_outbox(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bot.channels import X_CREDENTIALS
 from tests.conftest import ROOT, copy_rules
 from tests.fakes.telegram import FakeTelegram
 from tests.test_browser import CHROMIUM, FLAGS, HAVE_BROWSER
@@ -206,8 +207,7 @@ async def test_one_inbox_for_the_web_form_and_x(tmp_path: Path, browser: Any) ->
         add_user, database, rules, "ada", "--name", "Ada Admin", "--role", "admin"
     )
     async with FakeX() as fake:
-        names = ("X_BEARER_TOKEN", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN")
-        env = {name: f"ui-{name.lower()}" for name in (*names, "X_ACCESS_TOKEN_SECRET")}
+        env = {name: f"ui-{name.lower()}" for name in X_CREDENTIALS}
         env.update(X_API_URL=fake.url, X_POLL_SECONDS="0.2")
         server = await asyncio.to_thread(Server, tmp_path, rules, database, env)
         await asyncio.to_thread(server.wait_for, "x ready")

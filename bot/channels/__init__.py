@@ -16,6 +16,16 @@ from aiohttp import web
 from bot.errors import HoldingReplyError
 from bot.models import Delivery
 
+# X's credentials, by environment variable, in tweepy's terms. Here rather than in bot.xapi, so
+# that the server can tell whether X is set up without importing tweepy (about 8 MB).
+X_CREDENTIALS = (
+    "X_BEARER_TOKEN",  # app-only OAuth 2.0: reading mentions
+    "X_API_KEY",  # OAuth 1.0a consumer key
+    "X_API_SECRET",  # OAuth 1.0a consumer secret
+    "X_ACCESS_TOKEN",  # OAuth 1.0a access token of the council's account
+    "X_ACCESS_TOKEN_SECRET",  # OAuth 1.0a access token secret
+)
+
 
 class SendFailed(HoldingReplyError):
     """A send did not happen. Subclasses say whether trying again can help."""
