@@ -304,8 +304,9 @@ class Alerter:
                 log.warning("alerts paused: the database is unavailable", extra={"error": str(exc)})
             except Exception:
                 log.exception("alerts failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), ALERT_SECONDS)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on Python 3.11 it can
+                async with asyncio.timeout(ALERT_SECONDS):  # swallow a cancel that comes with
+                    await self._wake.wait()  # a wake, and then SIGTERM never ends the server
 
     def check(self, rules: Rules) -> None:
         """Log, once per set of rules, each route that cannot work here."""

@@ -453,7 +453,8 @@ async def events(request: web.Request, session: Session) -> web.StreamResponse:
             quiet = 0.0
             await response.write(b": still here\n\n")
         try:
-            await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+            async with asyncio.timeout(POLL_SECONDS):  # not wait_for: see Alerter.run
+                await stopping.wait()
         except TimeoutError:
             quiet += POLL_SECONDS
     return response

@@ -95,8 +95,9 @@ class Sender:
                 sent = 0
             if not sent and not self._stopping:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for:
+                    async with asyncio.timeout(IDLE_SECONDS):  # see Alerter.run
+                        await self._wake.wait()
 
     async def stop(self, task: asyncio.Task[None], seconds: float = 5.0) -> None:
         """Let the sends under way finish (up to `seconds`), claim nothing more, then release

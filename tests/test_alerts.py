@@ -335,3 +335,16 @@ def test_a_bad_alerts_table_is_reported(tmp_path: Path, extra: str, problem: str
     with pytest.raises(RulesError) as caught:
         load_rules(copy_rules(tmp_path, extra))
     assert any(problem in p.message for p in caught.value.problems), caught.value.problems
+
+
+async def test_the_alert_loop_stops_when_cancelled_just_as_it_is_woken(harness: Harness) -> None:
+    # The server cancels the loop on SIGTERM; an emergency arriving in the same instant wakes it.
+    # asyncio.wait_for on Python 3.11 can swallow that cancellation, and the server never exits.
+    for _ in range(3):
+        task = asyncio.create_task(harness.alerter.run())
+        await asyncio.sleep(0.01)  # now idle, waiting to be woken
+        harness.alerter.wake()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        assert done, "the alert loop kept running after it was cancelled"
+        assert task.cancelled()
