@@ -1,7 +1,7 @@
 """The SQLite store: one write connection that commits jobs in groups, reads on a few others.
 
-Group commit: every job waiting (up to MAX_BATCH) runs in its own SAVEPOINT inside one
-BEGIN IMMEDIATE ... COMMIT, so one fsync covers many messages under load. The jobs' statements
+Group commit: every job waiting (up to MAX_BATCH) runs inside one BEGIN IMMEDIATE ... COMMIT,
+so one fsync covers many messages under load; a job that fails is undone alone (see _commit). The jobs' statements
 run on the event loop (they are quick, and each one run on another thread would cost a handover
 of the interpreter lock); the COMMIT, where the fsync happens, runs on the writer thread, and
 the jobs that arrive meanwhile gather for the next group.
@@ -219,6 +219,16 @@ def _ingest(
 class _Job:
     run: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
+
+
+def _run_together(
+    conn: sqlite3.Connection, batch: list[_Job]
+) -> list[tuple[Any, BaseException | None]] | None:
+    """Every job's result, or None as soon as one of them raises."""
+    try:
+        return [(job.run(conn), None) for job in batch]
+    except Exception:
+        return None
 
 
 def _statements(sql: str) -> Iterator[str]:
@@ -441,26 +451,23 @@ class SQLiteStore:
             await self._on_writer(wait_and_begin)
 
     async def _commit(self, batch: list[_Job]) -> list[tuple[Any, BaseException | None]]:
-        """Run every job of the batch in one transaction; one failing job fails only itself."""
+        """Run every job of the batch in one transaction; one failing job fails only itself.
+
+        The jobs first run one after another with nothing between them. If one fails, the whole
+        transaction is rolled back and the batch runs again, this time each job in its own
+        SAVEPOINT, so that the failing one is undone alone. A savepoint for every job would cost
+        about as much as the job's own statements, and jobs almost never fail.
+        """
         conn = self._conn
         assert conn is not None
-        outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             await self._begin(conn)
-            for job in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    result = job.run(conn)
-                except BaseException as e:
-                    if not conn.in_transaction:  # SQLite rolled the whole transaction back
-                        raise
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    error = self._error("write to", e) if isinstance(e, sqlite3.Error) else e
-                    outcomes.append((None, error))
-                else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((result, None))
+            outcomes = _run_together(conn, batch)
+            if outcomes is None:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                await self._begin(conn)
+                outcomes = self._run_apart(conn, batch)
             await self._on_writer(conn.execute, "COMMIT")
             self.commits += 1
             return outcomes
@@ -472,6 +479,26 @@ class SQLiteStore:
                     log.warning("Could not roll back %s: %s", self.path, rollback_error)
             error = self._error("write to", e) if isinstance(e, sqlite3.Error) else e
             return [(None, error)] * len(batch)
+
+    def _run_apart(
+        self, conn: sqlite3.Connection, batch: list[_Job]
+    ) -> list[tuple[Any, BaseException | None]]:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for job in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job.run(conn)
+            except BaseException as e:
+                if not conn.in_transaction:  # SQLite rolled the whole transaction back
+                    raise
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                error = self._error("write to", e) if isinstance(e, sqlite3.Error) else e
+                outcomes.append((None, error))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((result, None))
+        return outcomes
 
     # Running jobs.
 

@@ -245,3 +245,27 @@ async def test_a_database_made_by_the_first_version_is_migrated_with_its_data(
         kept = await store.get("AAAA-AAAA")
         assert kept is not None and (kept.sender, kept.text) == ("alice", "my bin")
         assert await store.erase("web", "alice", NOW) == 1
+
+
+async def test_a_job_failing_after_it_wrote_leaves_nothing_and_the_others_committed(
+    tmp_path: Path,
+) -> None:
+    """Its statements are undone, not committed with the group's."""
+    path = tmp_path / "store.sqlite3"
+
+    def half_way(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO senders (channel, sender) VALUES ('web', 'half-way')")
+        raise Boom("after writing")
+
+    async with SQLiteStore(path) as store:
+        before = store.commits
+        jobs = [store.ingest(message(f"m{i}"), Decider()) for i in range(10)]
+        results = await asyncio.gather(
+            *jobs[:5], store._write(half_way), *jobs[5:], return_exceptions=True
+        )
+        assert store.commits - before == 1
+
+    assert isinstance(results[5], Boom)
+    assert sum(not isinstance(r, BaseException) for r in results) == 10
+    assert len(tables(path, "SELECT id FROM messages")) == 10
+    assert tables(path, "SELECT sender FROM senders WHERE sender = 'half-way'") == []
