@@ -188,6 +188,7 @@ def run_server(
                     str(port),
                     f"{tmp}/floor.sqlite3",
                     synchronous,
+                    *(["decide"] if kind == "floor-decide" else []),
                 ],
                 {},
             )
@@ -232,7 +233,7 @@ def main() -> None:
     kinds = []
     if "sqlite" in parts:
         kinds += [("holding-reply", "FULL"), ("floor", "FULL"), ("holding-reply", "NORMAL"),
-                  ("floor", "NORMAL")]  # fmt: skip
+                  ("floor", "NORMAL"), ("floor-decide", "NORMAL")]  # fmt: skip
     if "postgres" in parts:
         kinds.append(("holding-reply-pg", "-"))
     if kinds:
@@ -277,6 +278,10 @@ def end_to_end(kinds: list[tuple[str, str]], seconds: int, rounds: int, postgres
         print(f"  ratio holding-reply / floor, both synchronous={sync}: {ours / floor:.2f}")
     full, normal = (median(rows[name], "rps") for name in ("holding-reply-FULL", "floor-NORMAL"))
     print(f"  ratio holding-reply (FULL) / floor (NORMAL): {full / normal:.2f}")
+    if "floor-decide-NORMAL" in rows:  # the floor that also decides: the most one core allows
+        deciding = median(rows["floor-decide-NORMAL"], "rps")
+        print(f"  ratio floor that also decides / floor, both NORMAL: {deciding / normal:.2f}")
+        print(f"  ratio holding-reply (FULL) / floor that also decides: {full / deciding:.2f}")
 
 
 if __name__ == "__main__":
