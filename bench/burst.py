@@ -17,19 +17,26 @@ async def main(port: int, count: int, connections: int) -> None:
     url = f"http://127.0.0.1:{port}/api/messages"
     connector = aiohttp.TCPConnector(limit=connections)
     ok = 0
+    statuses: dict[str, int] = {}  # what came back other than 2xx, by status or error
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def send(i: int) -> None:
             nonlocal ok
             body = {"sender": f"burst-{i}", "text": "My bin was not collected", "id": f"b{i}"}
-            async with session.post(url, json=body) as response:
-                await response.read()
-                ok += 200 <= response.status < 300
+            try:
+                async with session.post(url, json=body) as response:
+                    await response.read()
+                    status = str(response.status)
+            except aiohttp.ClientError as exc:
+                status = type(exc).__name__
+            ok += status.startswith("2")
+            if not status.startswith("2"):
+                statuses[status] = statuses.get(status, 0) + 1
 
         began = time.perf_counter()
         await asyncio.gather(*(send(i) for i in range(count)))
         seconds = time.perf_counter() - began
-    print(json.dumps({"sent": count, "ok": ok, "seconds": seconds}))
+    print(json.dumps({"sent": count, "ok": ok, "seconds": seconds, "other": statuses}))
 
 
 if __name__ == "__main__":

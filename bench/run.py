@@ -161,7 +161,9 @@ def burst(port: int, count: int = 10_000, connections: int = 500) -> dict[str, f
     ).stdout  # fmt: skip
     result: dict[str, float] = json.loads(out)
     if result["ok"] != count:
-        raise RuntimeError(f"the burst got {result['ok']} answers 2xx of {count}")
+        raise RuntimeError(
+            f"the burst got {result['ok']} answers 2xx of {count}; the others: {result['other']}"
+        )
     return result
 
 

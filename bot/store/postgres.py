@@ -135,6 +135,10 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._busy = 0  # calls under way; closing waits for them
         self._idle = asyncio.Event()
+        # Turns at the pool, first come first served. asyncpg's own queue lets a new caller take
+        # a connection that was being handed to one already waiting, which then goes to the back:
+        # under a burst some callers waited past the timeout while the database was healthy.
+        self._turns = asyncio.Semaphore(pool_size)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
@@ -229,8 +233,13 @@ class PostgresStore:
         self._busy += 1
         self._idle.clear()
         try:
-            async with pool.acquire(timeout=self.timeout) as conn:
-                return await work(conn)
+            async with asyncio.timeout(self.timeout):
+                await self._turns.acquire()
+            try:
+                async with pool.acquire(timeout=self.timeout) as conn:
+                    return await work(conn)
+            finally:
+                self._turns.release()
         except (StoreError, NotFound):
             raise
         except _UNAVAILABLE as e:

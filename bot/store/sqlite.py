@@ -1,10 +1,10 @@
 """The SQLite store: one write connection that commits jobs in groups, reads on a few others.
 
 Group commit: every job waiting (up to MAX_BATCH) runs inside one BEGIN IMMEDIATE ... COMMIT,
-so one fsync covers many messages under load; a job that fails is undone alone (see _commit). The jobs' statements
-run on the event loop (they are quick, and each one run on another thread would cost a handover
-of the interpreter lock); the COMMIT, where the fsync happens, runs on the writer thread, and
-the jobs that arrive meanwhile gather for the next group.
+so one fsync covers many messages under load; a job that fails is undone alone (see _commit).
+The jobs' statements run on the event loop (they are quick, and each one run on another thread
+would cost a handover of the interpreter lock); the COMMIT, where the fsync happens, runs on the
+writer thread, and the jobs that arrive meanwhile gather for the next group.
 """
 
 from __future__ import annotations
