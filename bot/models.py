@@ -41,6 +41,10 @@ class Message:
     # Telegram chat id, an X user id): None for the web, which answers in the response itself.
     conversation: str | None = None
     thread: str | None = None  # the platform's message to reply under, if the reply threads
+    # Why the channel may not answer this message automatically (X's automation rules: "quote
+    # post", "older than 24 hours"...), or None. Triage still decides everything else; no reply
+    # is sent or recorded, and the sender's cooldown does not start.
+    no_reply: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,7 @@ class Decision:
     template: str | None  # None when the cooldown (or an opt-out) holds the reply back
     reply: str | None
     matched: str | None = None  # the phrase that set emergency, redirect or team
-    held_back: str | None = None  # why no reply: "cooldown" or "opted-out"
+    held_back: str | None = None  # why no reply: "cooldown", "opted-out" or Message.no_reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ class QueueItem:
     conversation: str | None = None  # where a reply goes back on the platform
     thread: str | None = None  # the platform message a reply sits under
     assigned_to: int | None = None  # the user who claimed it
+    held_back: str | None = None  # why no automatic reply was sent (Decision.held_back)
 
 
 def new_item(item_id: int, reference: str, message: Message, decision: Decision) -> QueueItem:
@@ -119,6 +124,7 @@ def new_item(item_id: int, reference: str, message: Message, decision: Decision)
         auto_reply=d.reply,
         conversation=message.conversation,
         thread=message.thread,
+        held_back=d.held_back,
     )
 
 

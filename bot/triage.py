@@ -153,7 +153,7 @@ class Triage:
     ) -> Decision:
         """Everything triage decides for one message, as one value."""
         at = now or message.received_at
-        return self._finish(self._draft(message, at), state, reference, at)
+        return self._finish(self._draft(message, at), state, reference, at, message.no_reply)
 
     def draft(self, message: Message, now: datetime | None = None) -> Decision:
         """The decision before the store is asked about the sender: the reply is rendered with
@@ -214,15 +214,28 @@ class Triage:
             first.phrase if first else None,
         )
 
-    def finish(self, draft: Decision, state: SenderState, reference: str, at: datetime) -> Decision:
-        """Apply what the store knows of the sender, and the message's reference."""
+    def finish(
+        self,
+        draft: Decision,
+        state: SenderState,
+        reference: str,
+        at: datetime,
+        no_reply: str | None = None,
+    ) -> Decision:
+        """Apply what the store knows of the sender, the message's reference, and the channel's
+        reason for not answering it automatically (Message.no_reply), if it has one."""
         d = draft  # taken field by field: dataclasses.replace costs more than the rest of this
         fields = (d.staffed, d.reply_by, d.opens_at, d.emergency, d.redirect, d.team, d.language,
                   d.template, d.reply, d.matched)  # fmt: skip
-        return self._finish(fields, state, reference, at)
+        return self._finish(fields, state, reference, at, no_reply)
 
     def _finish(
-        self, fields: _Fields, state: SenderState, reference: str, at: datetime
+        self,
+        fields: _Fields,
+        state: SenderState,
+        reference: str,
+        at: datetime,
+        no_reply: str | None = None,
     ) -> Decision:
         (
             staffed,
@@ -236,7 +249,7 @@ class Triage:
             reply,
             matched,
         ) = fields
-        held_back = self.held_back(
+        held_back = no_reply or self.held_back(
             state, template or "", at, emergency is not None, redirect is not None
         )
         if held_back is not None:

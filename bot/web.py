@@ -117,7 +117,7 @@ async def receive(state: State, message: Message) -> tuple[Ingested, Triage]:
         nonlocal deciding
         started = time.perf_counter()
         try:
-            return triage.finish(draft, sender, reference, message.received_at)
+            return triage.finish(draft, sender, reference, message.received_at, message.no_reply)
         finally:
             deciding += time.perf_counter() - started
 

@@ -239,6 +239,14 @@ async def test_bots_quotes_copied_in_replies_and_old_posts_are_queued_without_a_
     await x.sender.once()
     [posted] = fake.posted
     assert posted["text"].startswith("@SamTalbot Thanks for your message.")
+    # A reply that was not sent is not recorded as one (reports count automatic replies)...
+    replied = {i.platform_id for i in await x.items() if i.auto_reply is not None}
+    assert replied == {f"tweet:{parent['id']}"}
+    # ...and starts no cooldown: the neighbour writing to us directly is answered.
+    direct = fake.add_mention("@AnytownCouncil are the bins late?", author=neighbour)
+    await x.wait_for_items(6)
+    [delivery] = await x.pending()
+    assert (delivery.recipient, delivery.reply_to) == (neighbour.id, direct["id"])
 
 
 async def test_stop_opts_out_and_start_opts_back_in(x: Harness) -> None:

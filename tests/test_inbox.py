@@ -17,10 +17,11 @@ from markupsafe import escape
 
 from bot import inbox
 from bot.auth import MAX_FAILURES, SESSION_LENGTH, hash_password, token_hash
+from bot.models import Message
 from bot.outbox import Sender
 from bot.store import Store, open_store
 from bot.triage import Triage
-from bot.web import State, ingest, make_app
+from bot.web import State, ingest, make_app, receive
 from tests.conftest import Clock
 from tests.fakes.telegram import FakeTelegram
 from tests.test_channel_telegram import SECRET, serve_telegram
@@ -358,9 +359,21 @@ async def test_the_item_page_shows_the_message_the_auto_reply_and_history(
     page = await (await client.get(f"/inbox/{ref}")).text()
     assert "My bin still hasn&#39;t been emptied" in page and "ann@example.org" in page
     assert f'href="/inbox/{first}"' in page  # the earlier message
+    assert "no automatic reply was sent (the sender had one recently)" in page
     page = await (await client.get(f"/inbox/{first}")).text()
     [auto] = await state.store.replies(first)
     assert "Automatic reply" in page and str(escape(auto.text)) in page
+
+
+async def test_the_item_page_says_why_a_channel_sent_no_automatic_reply(
+    client: Client, state: State, clock: Clock
+) -> None:
+    message = Message("x", "tweet:9", "42", "look at this", clock(), no_reply="quote post")
+    result, _ = await receive(state, message)
+    assert result.item.auto_reply is None and result.item.held_back == "quote post"
+    await log_in(client, "ada")
+    page = await (await client.get(f"/inbox/{result.item.reference}")).text()
+    assert "no automatic reply was sent (quote post)" in page
 
 
 async def test_filters(client: Client, state: State) -> None:

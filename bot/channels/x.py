@@ -398,12 +398,14 @@ class XChannel:
             return
         replying_to = str(tweet.in_reply_to_user_id) if tweet.in_reply_to_user_id else None
         copied_in = replying_to not in (None, self.me) and not self._named(text)
-        answer = not (
-            "quoted" in kinds or copied_in or self._ignored(author, user) or self._stale(tweet)
+        no_reply = (
+            "quote post"
+            if "quoted" in kinds
+            else "copied in"
+            if copied_in
+            else self._no_reply(author, user, tweet)
         )
-        await self._receive(
-            f"tweet:{tweet.id}", author, text, user, author if answer else None, tweet.id
-        )
+        await self._receive(f"tweet:{tweet.id}", author, text, user, no_reply, tweet.id)
 
     async def _on_dm(self, event: Any, users: Mapping[str, Any]) -> None:
         sender = str(event.sender_id)
@@ -413,8 +415,8 @@ class XChannel:
         if await self._opt(sender, text):
             return
         user = users.get(sender)
-        answer = not (self._ignored(sender, user) or self._stale(event))
-        await self._receive(f"dm:{event.id}", sender, text, user, sender if answer else None, None)
+        no_reply = self._no_reply(sender, user, event)
+        await self._receive(f"dm:{event.id}", sender, text, user, no_reply, None)
 
     async def _receive(
         self,
@@ -422,7 +424,7 @@ class XChannel:
         sender: str,
         text: str,
         user: Any,
-        conversation: str | None,
+        no_reply: str | None,
         thread: Any,
     ) -> None:
         name = f"{user.name} (@{user.username})" if user is not None else None
@@ -435,8 +437,9 @@ class XChannel:
                 text=text,
                 received_at=self.state.clock(),
                 sender_name=name,
-                conversation=conversation,  # None: queued for the team, no automatic reply
+                conversation=None if no_reply else sender,  # None: the outbox sends nothing
                 thread=str(thread) if thread is not None else None,
+                no_reply=no_reply,
             ),
         )
 
@@ -461,6 +464,14 @@ class XChannel:
     def _stale(self, item: Any) -> bool:
         created: datetime | None = getattr(item, "created_at", None)
         return created is not None and self.state.clock() - created > STALE
+
+    def _no_reply(self, user_id: str, user: Any, item: Any) -> str | None:
+        """Why a mention or DM from anyone gets no automatic reply, or None."""
+        if self._ignored(user_id, user):
+            return "ignored account (X_IGNORE_USERS)"
+        if self._stale(item):
+            return "older than 24 hours"
+        return None
 
     def _remember(self, user_id: str, username: str) -> None:
         if len(self._usernames) > 10_000:

@@ -23,7 +23,8 @@ ITEM = """SELECT m.id, m.reference, m.channel, m.platform_id, m.sender, m.sender
     m.received_at, m.staffed, m.reply_by, m.emergency, m.redirect, m.team, m.language, m.template,
     (SELECT r.text FROM replies r WHERE r.message_id = m.id AND r.kind = 'auto'
      ORDER BY r.id LIMIT 1),
-    m.done_at, m.done_by, m.first_human_reply_at, m.conversation, m.thread, m.assigned_to
+    m.done_at, m.done_by, m.first_human_reply_at, m.conversation, m.thread, m.assigned_to,
+    m.held_back
 FROM messages m"""
 # Most overdue first: open before done, emergencies first, then reply_by (none last).
 ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NULL, m.reply_by,

@@ -114,6 +114,7 @@ def _item(row: Sequence[Any]) -> QueueItem:
         conversation=row[19],
         thread=row[20],
         assigned_to=row[21],
+        held_back=row[22],
     )
 
 
