@@ -200,6 +200,29 @@ async def test_polling_again_stores_and_answers_once_and_a_new_channel_continues
         await again.stop()
 
 
+async def test_two_processes_share_the_polling_instead_of_each_doing_it(
+    fake: FakeX, state: State, clock: Clock
+) -> None:
+    """Two dynos on one database read X about as often as one would: X's read quota (about 450
+    mention requests in 15 minutes) is not spent twice, and each mention is stored once."""
+    env = environment(fake, X_POLL_SECONDS="0.25")
+    first, second = XChannel(state, env, "dyno-1"), XChannel(state, env, "dyno-2")
+    fake.add_mention("@AnytownCouncil the streetlight on Elm Road is out")
+    try:
+        for channel in (first, second):
+            await channel.start()
+        async with asyncio.timeout(10):
+            while len(fake.requests_to("mentions")) < 8:
+                await asyncio.sleep(0.02)
+    finally:
+        await first.stop()
+        await second.stop()
+    times = [r.at for r in fake.requests_to("mentions")]
+    # One poll every 0.25 s between them, not one each: two pollers would make twice as many.
+    assert len(times) - 1 <= (times[-1] - times[0]) / 0.25 + 1, times
+    assert len(await state.store.open_items()) == 1
+
+
 async def test_own_posts_and_retweets_are_not_stored(x: Harness) -> None:
     x.fake.add_mention("@AnytownCouncil we are hiring", author=x.fake.me)
     x.fake.add_mention("RT @someone: @AnytownCouncil bins", retweet_of="99")

@@ -47,7 +47,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -56,6 +56,7 @@ from aiohttp import web
 
 from bot.channels import Capabilities, Limits, TryLater, Undeliverable
 from bot.errors import StoreError
+from bot.jobs import holder_name
 from bot.models import Delivery, Message
 from bot.web import State, receive
 from bot.xapi import AsyncClient, XConfig, XConfigError, make_client, make_session
@@ -69,6 +70,10 @@ PAGE_SIZE = 100
 REQUEST_SECONDS = 30.0
 REFUSED_RETRY_SECONDS = 900.0  # a 401 or 403 while reading: a setting to fix, not a blip
 STALE = timedelta(hours=24)
+# Several processes (dynos) share the polling: one at a time holds a lease on each endpoint
+# while it reads, so X's read quota is spent once, not once per process. A process that dies
+# mid-poll holds it no longer than this.
+POLL_LEASE = timedelta(minutes=2)
 TWEET_LIMIT = 280
 MENTIONS_CURSOR = "mentions_since_id"
 DMS_CURSOR = "dm_since_id"
@@ -207,9 +212,10 @@ class XChannel:
     limits = Limits(per_second=0.2, per_recipient_seconds=5.0)
     capabilities = Capabilities(max_length=TWEET_LIMIT, threads=True, groups=False)
 
-    def __init__(self, state: State, env: Mapping[str, str]) -> None:
+    def __init__(self, state: State, env: Mapping[str, str], holder: str | None = None) -> None:
         self.state = state
         self.settings = XSettings(env)
+        self.holder = holder or holder_name()  # this process, for the polling leases
         self.me: str | None = None  # our user id, once get_me has answered
         self.username: str | None = None
         self.ready = asyncio.Event()
@@ -239,6 +245,8 @@ class XChannel:
         if session is not None:
             await session.close()
         self.ready.clear()
+        with contextlib.suppress(StoreError):  # another process may poll at once
+            await self.state.store.release_jobs(self.holder)
 
     async def _call(self, request: Awaitable[Any]) -> Any:
         """One API request, given up after REQUEST_SECONDS."""
@@ -284,8 +292,26 @@ class XChannel:
         log.info("x ready", extra={"account": self.username})
 
     async def _guarded(self, poll: Callable[[], Awaitable[None]], every: float) -> float:
-        """Run one poll; return the seconds until the next, as X's answer allows."""
+        """Run one poll, unless another process has polled within `every` seconds or is polling
+        now; return the seconds until this process should look again."""
         what = poll.__name__.removeprefix("_poll_")
+        job, started, store = f"x:{what}", datetime.now(UTC), self.state.store
+        try:
+            if not await store.claim_job(
+                job, self.holder, started, timedelta(seconds=every), POLL_LEASE
+            ):
+                return every
+        except StoreError as exc:
+            log.warning("x polling paused", extra={"endpoint": what, "error": str(exc)})
+            return every
+        wait = await self._poll(poll, what, every)
+        # Due again `wait` seconds after this poll began, for whichever process looks first.
+        with contextlib.suppress(StoreError):
+            await store.finish_job(job, self.holder, started + timedelta(seconds=wait - every))
+        return wait
+
+    async def _poll(self, poll: Callable[[], Awaitable[None]], what: str, every: float) -> float:
+        """Run one poll; return the seconds until the next, as X's answer allows."""
         try:
             await poll()
             return every

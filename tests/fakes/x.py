@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -85,6 +85,7 @@ class RecordedRequest:
     json: Any  # the parsed body, or None
     auth_scheme: str | None  # "Bearer", "OAuth", or None when the header is missing
     status: int
+    at: float = field(default_factory=time.monotonic)  # when it was answered
 
 
 @dataclass(slots=True)
