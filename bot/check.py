@@ -161,6 +161,7 @@ def _sample_contexts(triage: Triage, channel: str) -> list[dict[str, Any]]:
                     "emergency": max(names, key=len),
                     "redirect": max(names, key=len),
                     "team": max(names, key=len),
+                    "typical_reply": "55 working minutes",
                 }
             )
     return out

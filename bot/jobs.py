@@ -14,6 +14,7 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from bot import typical
 from bot.errors import StoreError
 from bot.web import State
 
@@ -45,13 +46,28 @@ async def purge(state: State, holder: str) -> bool:
     return True
 
 
+async def measure_typical(state: State) -> None:
+    """This process's own measure of how long replies have lately taken (bot.typical)."""
+    now = datetime.now(UTC)
+    measured = state.typical.measured_at
+    if measured is not None and now - measured < typical.REFRESH:
+        return
+    state.typical = await typical.measure(state.store, state.triage.rules, now)
+    log.info(
+        "typical reply times measured",
+        extra={"channels": dict(sorted(state.typical.channels.items()))},
+    )
+
+
 async def run_jobs(state: State, holder: str) -> None:
-    """Until cancelled: run each due job that no other process has claimed."""
+    """Until cancelled: run each due job that no other process has claimed, and refresh this
+    process's measure of typical reply times."""
     while True:
-        try:
-            await purge(state, holder)
-        except StoreError as exc:
-            log.warning("jobs skipped: the database is unavailable", extra={"error": str(exc)})
-        except Exception:
-            log.exception("job failed")
+        for job in (lambda: purge(state, holder), lambda: measure_typical(state)):
+            try:
+                await job()
+            except StoreError as exc:
+                log.warning("job skipped: the database is unavailable", extra={"error": str(exc)})
+            except Exception:
+                log.exception("job failed")
         await asyncio.sleep(JOB_SECONDS)

@@ -44,6 +44,11 @@ VARIABLES: dict[str, str] = {
     "redirect": "The redirect category, or nothing.",
     "team": "The team the message is routed to, or nothing.",
     "language": 'The reply\'s language: "en" or "cy".',
+    "typical_reply": (
+        'How long replies have lately taken, in staffed time, as a promise is written: "3 working'
+        " hours\"; the median of the last four weeks, for the message's team or else its channel."
+        " Nothing until at least 20 messages have had a reply: use it inside {% if %}."
+    ),
 }
 
 

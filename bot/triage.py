@@ -18,6 +18,7 @@ from bot.models import Decision, Message, SenderState
 from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
 from bot.schedule import ClosedDay, Schedule
+from bot.typical import NOTHING, Typical
 
 # Longest sender name a reply repeats back; a display name is not a place for an essay.
 NAME_LIMIT = 40
@@ -150,21 +151,26 @@ class Triage:
         state: SenderState = NO_HISTORY,
         reference: str = "",
         now: datetime | None = None,
+        typical: Typical = NOTHING,
     ) -> Decision:
-        """Everything triage decides for one message, as one value."""
+        """Everything triage decides for one message, as one value. `typical` is the latest
+        measure of how long replies have taken (bot.typical), for templates that say it."""
         at = now or message.received_at
-        return self._finish(self._draft(message, at), state, reference, at, message.no_reply)
+        fields = self._draft(message, at, typical)
+        return self._finish(fields, state, reference, at, message.no_reply)
 
-    def draft(self, message: Message, now: datetime | None = None) -> Decision:
+    def draft(
+        self, message: Message, now: datetime | None = None, typical: Typical = NOTHING
+    ) -> Decision:
         """The decision before the store is asked about the sender: the reply is rendered with
         REFERENCE_SLOT for the reference, and no cooldown is applied yet.
 
         This is nearly all the work, and it runs before the write transaction; `finish`, which
         runs inside it, is only a comparison and a string replacement.
         """
-        return Decision(*self._draft(message, now or message.received_at))
+        return Decision(*self._draft(message, now or message.received_at, typical))
 
-    def _draft(self, message: Message, at: datetime) -> _Fields:
+    def _draft(self, message: Message, at: datetime, typical: Typical = NOTHING) -> _Fields:
         """draft()'s fields, in order: decide() makes one Decision, not two (each costs more
         than a tenth of what it takes to match a message)."""
         rules = self.rules
@@ -198,6 +204,7 @@ class Triage:
             emergency,
             redirect,
             team_name,
+            typical.for_(message.channel, team_name),
         )
         first = emergency or redirect or team
         reply = self.render(template, message.channel, language, context, schedule)
@@ -322,6 +329,7 @@ class Triage:
         emergency: Match | None,
         redirect: Match | None,
         team: str | None,
+        typical_reply: str | None = None,
     ) -> dict[str, Any]:
         sender = message.sender_name
         name = (sender.strip()[:NAME_LIMIT] or None) if sender else None
@@ -340,6 +348,7 @@ class Triage:
             "emergency": emergency.category.name if emergency else None,
             "redirect": redirect.category.name if redirect else None,
             "team": team,
+            "typical_reply": typical_reply,
         }
 
     def render(

@@ -26,6 +26,7 @@ from bot.metrics import Metrics, authorised
 from bot.models import Decision, Ingested, Message, QueueItem, SenderState
 from bot.store import Store
 from bot.triage import Triage
+from bot.typical import NOTHING, Typical
 
 log = logging.getLogger("bot.web")
 
@@ -51,6 +52,7 @@ class State:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     wake: Callable[[], None] = field(default=lambda: None)  # something new in the outbox
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry
+    typical: Typical = NOTHING  # how long replies have lately taken; refreshed by bot.jobs
 
 
 STATE = web.AppKey("state", State)
@@ -110,7 +112,7 @@ async def receive(state: State, message: Message) -> tuple[Ingested, Triage]:
     # The costly part of the decision runs here, on the event loop, before the transaction;
     # inside it, only the sender's cooldown and the reference remain to be applied.
     started = time.perf_counter()
-    draft = triage.draft(message)
+    draft = triage.draft(message, typical=state.typical)
     deciding = time.perf_counter() - started
 
     def decide(sender: SenderState, reference: str) -> Decision:
