@@ -72,8 +72,9 @@ REFUSED_RETRY_SECONDS = 900.0  # a 401 or 403 while reading: a setting to fix, n
 STALE = timedelta(hours=24)
 # Several processes (dynos) share the polling: one at a time holds a lease on each endpoint
 # while it reads, so X's read quota is spent once, not once per process. A process that dies
-# mid-poll holds it no longer than this.
-POLL_LEASE = timedelta(minutes=2)
+# mid-poll holds it no longer than this, which is longer than a poll can take (every page, each
+# request to its timeout), so that a slow poll is never joined by a second one.
+POLL_LEASE = timedelta(seconds=MAX_PAGES * REQUEST_SECONDS + 60)
 TWEET_LIMIT = 280
 MENTIONS_CURSOR = "mentions_since_id"
 DMS_CURSOR = "dm_since_id"
