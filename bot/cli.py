@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from bot import when
 from bot.check import load, rules_path, summary
+from bot.durations import ParseError, parse_promise
 from bot.errors import HoldingReplyError, RulesError, StoreError
 from bot.models import (
     Delivery,
@@ -37,6 +38,7 @@ from bot.models import (
 from bot.server import auto_migrate, database_url, serve
 from bot.store import NotFound, open_store
 from bot.triage import Triage
+from bot.typical import NOTHING, Typical
 
 PREVIEW_REFERENCE = "PREV-IEW0"
 
@@ -61,9 +63,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def preview_one(triage: Triage, channel: str, text: str, at: datetime) -> dict[str, Any]:
+def preview_one(
+    triage: Triage, channel: str, text: str, at: datetime, typical: Typical = NOTHING
+) -> dict[str, Any]:
     message = Message(channel, "preview", "preview", text, at, None)
-    decision = triage.decide(message, SenderState(), PREVIEW_REFERENCE)
+    decision = triage.decide(message, SenderState(), PREVIEW_REFERENCE, typical=typical)
     tz = triage.rules.timezone
 
     def iso(value: datetime | None) -> str | None:
@@ -89,8 +93,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
     triage = load(rules_path(args.rules))
     tz = triage.rules.timezone
     moments = [parse_when(a, tz) for a in args.at] or [datetime.now(UTC)]
+    typical = NOTHING
+    if args.typical:
+        try:
+            typical = Typical(channels={args.channel: parse_promise(args.typical)})
+        except ParseError as exc:
+            raise HoldingReplyError(f"--typical: {exc}") from None
     for at in moments:
-        result = preview_one(triage, args.channel, args.text, at)
+        result = preview_one(triage, args.channel, args.text, at, typical)
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
             continue
@@ -611,6 +621,11 @@ def parser() -> argparse.ArgumentParser:
         help="ISO 8601; local time when it has no offset; may be repeated",
     )
     s.add_argument("--json", action="store_true", help="one JSON object a line")
+    s.add_argument(
+        "--typical",
+        metavar="TIME",
+        help='as if replies had lately taken this long ("3 working hours"), to read typical_reply',
+    )
     s.add_argument("text", metavar="TEXT")
     s.set_defaults(func=cmd_preview)
 

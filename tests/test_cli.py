@@ -132,6 +132,22 @@ def test_preview_text_output_and_local_time_across_the_clock_change() -> None:
     assert "emergency:" in result.stdout and "call 999" in result.stdout
 
 
+def test_preview_shows_how_a_typical_reply_time_reads() -> None:
+    at = "2026-11-30T10:00"  # a Monday morning: staffed
+    plain = run("preview", "--at", at, "Is the tip open on Sunday?")
+    typical = run(
+        "preview", "--at", at, "--typical", "3 working hours", "Is the tip open on Sunday?"
+    )
+    assert plain.returncode == typical.returncode == 0, typical.stderr
+    assert "half of our replies" not in plain.stdout
+    assert "Over the last four weeks, half of our replies came within 3 working hours." in (
+        typical.stdout
+    )
+    wrong = run("preview", "--typical", "soon", "hello")
+    assert wrong.returncode == 1
+    assert "--typical: 'soon' is not a promise; expected" in wrong.stderr
+
+
 def test_preview_rejects_a_bad_time() -> None:
     result = run("preview", "--at", "next tuesday", "hello")
     assert result.returncode == 1
