@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from bot import when
 from bot.check import load, rules_path, summary
-from bot.durations import ParseError, parse_promise
+from bot.durations import ParseError, Promise, parse_promise
 from bot.errors import HoldingReplyError, RulesError, StoreError
 from bot.models import (
     Delivery,
@@ -64,10 +64,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def preview_one(
-    triage: Triage, channel: str, text: str, at: datetime, typical: Typical = NOTHING
+    triage: Triage, channel: str, text: str, at: datetime, typical: Promise | None = None
 ) -> dict[str, Any]:
+    """What triage decides; with `typical`, as if that were how long the message's team (or
+    channel) had lately taken to reply."""
     message = Message(channel, "preview", "preview", text, at, None)
-    decision = triage.decide(message, SenderState(), PREVIEW_REFERENCE, typical=typical)
+    measured = NOTHING
+    if typical is not None:
+        team = triage.draft(message).team
+        measured = Typical(teams={(channel, team): typical})
+    decision = triage.decide(message, SenderState(), PREVIEW_REFERENCE, typical=measured)
     tz = triage.rules.timezone
 
     def iso(value: datetime | None) -> str | None:
@@ -93,10 +99,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     triage = load(rules_path(args.rules))
     tz = triage.rules.timezone
     moments = [parse_when(a, tz) for a in args.at] or [datetime.now(UTC)]
-    typical = NOTHING
+    typical = None
     if args.typical:
         try:
-            typical = Typical(channels={args.channel: parse_promise(args.typical)})
+            typical = parse_promise(args.typical)
         except ParseError as exc:
             raise HoldingReplyError(f"--typical: {exc}") from None
     for at in moments:

@@ -46,7 +46,8 @@ VARIABLES: dict[str, str] = {
     "language": 'The reply\'s language: "en" or "cy".',
     "typical_reply": (
         'How long replies have lately taken, in staffed time, as a promise is written: "3 working'
-        " hours\"; the median of the last four weeks, for the message's team or else its channel."
+        " hours\"; the median of the last four weeks, for the message's team (or"
+        " its channel, for a message with no team)."
         " Nothing until at least 20 messages have had a reply: use it inside {% if %}."
     ),
 }

@@ -3,9 +3,11 @@
 Intercom's users praise it for saying what the wait has really been, measured from recent
 replies, beside what is promised. Here it is the median time to the first human reply over the
 last four weeks, counted in staffed time only (a message left at 5pm on Friday and answered at
-9:30am on Monday took half an hour), for the message's channel and team, or, when the team has
-too few answers behind it, for the channel as a whole. With fewer than MIN_REPLIES answers there
-is no figure, and templates say nothing rather than something a handful of replies made up.
+9:30am on Monday took half an hour), for the message's channel and team. A message routed to a
+team hears only that team's figure: the channel's would tell someone writing about planning how
+fast the bin questions are answered. A message with no team hears its channel's, all teams
+together. With fewer than MIN_REPLIES answers behind a figure there is none, and templates say
+nothing rather than something a handful of replies made up.
 
 Each process measures it from the store every REFRESH (a report of four weeks, the same counting
 as `python -m bot report`), and triage takes the latest measure as one more input.
@@ -39,7 +41,9 @@ class Typical:
 
     def for_(self, channel: str, team: str | None) -> str | None:
         """In words, "3 working hours", or None when too few replies say it."""
-        found = self.teams.get((channel, team)) or self.channels.get(channel)
+        found = self.teams.get((channel, team))
+        if team is None:
+            found = found or self.channels.get(channel)
         return str(found) if found else None
 
 

@@ -68,7 +68,8 @@ async def test_the_median_counts_staffed_time_only(database: str, tmp_path: Path
         typical = await measure(store, rules, NOW)
     assert typical.channels == {"web": Promise(2, "hours"), "telegram": Promise(2, "hours")}
     assert typical.for_("telegram", "waste") == "2 working hours"  # 1.5 hours, rounded up
-    assert typical.for_("web", "waste") == "2 working hours"  # the channel's, lacking the team's
+    assert typical.for_("web", None) == "2 working hours"
+    assert typical.for_("web", "waste") is None  # not the channel's: waste has had no replies
 
 
 async def test_too_few_replies_say_nothing(database: str, tmp_path: Path) -> None:
@@ -79,7 +80,8 @@ async def test_too_few_replies_say_nothing(database: str, tmp_path: Path) -> Non
         typical = await measure(store, rules, NOW)
         old = await measure(store, rules, NOW + timedelta(days=60))  # out of the window
     assert typical.teams == {("web", None): Promise(3, "hours")}  # waste has 19: no figure
-    assert typical.for_("web", "waste") == "3 working hours"  # all 39 of the channel
+    assert typical.for_("web", "waste") is None  # 19 replies; the channel's 39 say nothing of it
+    assert typical.channels == {"web": Promise(3, "hours")}
     assert typical.for_("x", None) is None
     assert old == Typical({}, {}, NOW + timedelta(days=60))
 
@@ -109,7 +111,11 @@ def test_templates_that_use_it_say_nothing_without_a_measure(tmp_path: Path) -> 
     triage = load(copy_rules(tmp_path))
     message = Message("web", "1", "ann", "My bin was missed", datetime(2025, 6, 2, 9, tzinfo=UTC))
     quiet = triage.decide(message)
-    told = triage.decide(message, typical=Typical(channels={"web": Promise(3, "hours")}))
+    waste = Typical(teams={("web", "waste"): Promise(3, "hours")})
+    told = triage.decide(message, typical=waste)
+    assert told.team == "waste"
+    web = triage.decide(message, typical=Typical(channels={"web": Promise(1, "hours")}))
+    assert "half of our replies" not in (web.reply or "")  # the channel's is not the team's
     assert quiet == triage.decide(message, typical=NOTHING)
     assert "half of our replies came within" not in (quiet.reply or "")
     assert "half of our replies came within 3 working hours." in (told.reply or "")
