@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 from aiohttp import web
 
+from bot import replying
 from bot.auth import SESSION_LENGTH, Session, TooManyAttempts, csrf_ok, log_in, session_for
 from bot.auth import token_hash as hash_token
 from bot.errors import StoreError
@@ -329,6 +330,7 @@ async def item_page(
             "mine": item.assigned_to == session.user.id,
             "when": lambda at: f"{at.astimezone(state.triage.rules.timezone):%a %-d %b, %H:%M}",
             "max_reply": MAX_REPLY,
+            "options": await replying.options(state, item),
         },
         status=status,
     )
@@ -366,9 +368,11 @@ async def reply(request: web.Request, session: Session) -> web.StreamResponse:
         problem = f"Your reply is {len(text)} characters; it must be {MAX_REPLY} or fewer."
     if problem:
         return await item_page(request, session, {"reply": problem}, {"reply": text}, 422)
-    await state.store.send_human_reply(item.reference, text, session.user.username, state.clock())
+    how = await field(request, "how")  # a comment: "public" or "private"
+    sent = await replying.send(state, item, text, session.user.username, how)
+    if not sent.sendable:  # Meta's window closed since the page was shown
+        return await item_page(request, session, {"reply": sent.closed or ""}, {"reply": text}, 422)
     log.info("human reply", extra={"reference": item.reference, "user": session.user.id})
-    state.wake()
     raise back_to(item, "replied" if item.conversation is not None else "recorded")
 
 
