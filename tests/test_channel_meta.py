@@ -239,3 +239,19 @@ def test_token_and_permission_errors_are_for_the_team_to_fix(code: int) -> None:
 
     found = failure(400, {"error": {"message": "m", "code": code}}, {})
     assert isinstance(found, NeedsFix) and found.retry_after == 900
+
+
+async def test_whatsapp_statuses_update_our_replies_and_make_no_items(
+    fake: FakeMeta, state: State, clock: Clock
+) -> None:
+    r = rig(fake, state, clock, "whatsapp")
+    await r.message("Hello", "447700900123")
+    [sent] = await state.store.deliveries("sent")
+    assert sent.platform_message_id is not None
+    for status in ("sent", "delivered", "read"):
+        await r.channel.process(fake.whatsapp_status(sent.platform_message_id, status))
+    assert await state.store.deliveries("dead") == []
+    await r.channel.process(fake.whatsapp_status(sent.platform_message_id, "failed"))
+    [dead] = await state.store.deliveries("dead")
+    assert dead.id == sent.id and "131026" in (dead.last_error or "")
+    assert len(await state.store.open_items()) == 1

@@ -6,8 +6,9 @@ phone number (value.metadata.phone_number_id; other numbers of the same business
 not ours to answer), the people's `messages`, their `contacts` (the profile name becomes the
 sender's name) and the `statuses` of what we sent. A message is known by its wamid, so a
 redelivery is stored and answered once; reactions and system messages are not queued, media is
-queued with a note of what it was. A status never makes a queue item: "failed" is logged with
-Meta's reason (a reply Meta accepted and then could not deliver), the others at debug level.
+queued with a note of what it was. A status never makes a queue item: "failed" (a reply Meta
+accepted and then could not deliver) makes that reply a dead letter with Meta's reason, for the
+team to see; sent, delivered and read are logged at debug level.
 
 Sending is POST /<version>/<phone-number-id>/messages with messaging_product "whatsapp". The
 24-hour customer service window (bot.windows) is checked when a reply is sent: inside it, text;
@@ -110,7 +111,7 @@ class WhatsAppChannel:
                         await receive(self.state, message)
                         stored += 1
                 for status in _list(value.get("statuses")):
-                    self.status(status)
+                    await self.status(status)
         return stored
 
     def message(self, raw: Any, names: dict[str, str]) -> Message | None:
@@ -150,18 +151,22 @@ class WhatsAppChannel:
             conversation=sender,
         )
 
-    def status(self, status: Any) -> None:
-        """What became of a reply we sent: logged, never a queue item."""
+    async def status(self, status: Any) -> None:
+        """What became of a reply we sent, never a queue item: "failed" makes the sent reply a
+        dead letter with Meta's reason (raises StoreError if that cannot be stored, so Meta
+        redelivers); sent, delivered and read are logged."""
         if not isinstance(status, dict):
             return
-        state = str(status.get("status") or "")
-        extra = {"channel": self.name, "platform_message_id": status.get("id"), "status": state}
-        if state == "failed":
-            errors = [e for e in _list(status.get("errors")) if isinstance(e, dict)]
-            reason = "; ".join(f"{e.get('code')} {e.get('title', '')}".strip() for e in errors)
-            log.warning("whatsapp reply not delivered", extra={**extra, "error": reason})
-        else:
+        state, wamid = str(status.get("status") or ""), str(status.get("id") or "")
+        extra = {"channel": self.name, "platform_message_id": wamid, "status": state}
+        if state != "failed" or not wamid:
             log.debug("whatsapp reply status", extra=extra)
+            return
+        errors = [e for e in _list(status.get("errors")) if isinstance(e, dict)]
+        reason = "; ".join(f"{e.get('code')} {e.get('title', '')}".strip() for e in errors)
+        reason = f"WhatsApp could not deliver it: {reason or 'no reason given'}"
+        await self.state.store.not_delivered(self.name, wamid, reason)
+        log.warning("whatsapp reply not delivered", extra={**extra, "error": reason})
 
     # Sending.
 
