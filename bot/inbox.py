@@ -329,7 +329,7 @@ async def item_page(
             "open_count": open_count,
             "mine": item.assigned_to == session.user.id,
             "when": lambda at: f"{at.astimezone(state.triage.rules.timezone):%a %-d %b, %H:%M}",
-            "max_reply": MAX_REPLY,
+            "max_reply": replying.max_length(item.channel, MAX_REPLY),
             "options": await replying.options(state, item),
         },
         status=status,
@@ -364,8 +364,8 @@ async def reply(request: web.Request, session: Session) -> web.StreamResponse:
     problem = None
     if not text.strip():
         problem = "Enter your reply."
-    elif len(text) > MAX_REPLY:
-        problem = f"Your reply is {len(text)} characters; it must be {MAX_REPLY} or fewer."
+    elif len(text) > (most := replying.max_length(item.channel, MAX_REPLY)):
+        problem = f"Your reply is {len(text)} characters; it must be {most} or fewer."
     if problem:
         return await item_page(request, session, {"reply": problem}, {"reply": text}, 422)
     how = await field(request, "how")  # a comment: "public" or "private"

@@ -22,6 +22,14 @@ OTHER_WAYS = (
 )
 
 
+# What Meta accepts in one message: longer replies would be refused, so the inbox says so first.
+META_LIMITS = {"facebook": 2000, "instagram": 1000, "whatsapp": 4096}
+
+
+def max_length(channel: str, default: int) -> int:
+    return min(default, META_LIMITS.get(channel, default))
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """What the reply form offers for one item."""

@@ -127,3 +127,13 @@ async def test_a_comment_is_answered_publicly_or_privately(
     assert public["path"].endswith("/comments" if name == "facebook" else "/replies")
     assert public["body"] == {"message": "Tuesdays"}
     assert "comment_id" in private["body"]["recipient"]
+
+
+async def test_a_reply_longer_than_instagram_allows_is_refused_before_it_is_sent(
+    meta: Harness,
+) -> None:
+    reference = await meta.deliver("instagram", meta.fake.messaging("instagram", "Hi", "1701"))
+    assert 'maxlength="1000"' in await meta.page(reference)
+    status, page = await meta.reply(reference, "x" * 1001)
+    assert status == 422 and "it must be 1000 or fewer" in page
+    assert len(meta.fake.sent) == 1  # the automatic reply only
