@@ -255,3 +255,24 @@ async def test_whatsapp_statuses_update_our_replies_and_make_no_items(
     [dead] = await state.store.deliveries("dead")
     assert dead.id == sent.id and "131026" in (dead.last_error or "")
     assert len(await state.store.open_items()) == 1
+
+
+@pytest.mark.parametrize("name", ["facebook", "instagram", "whatsapp"])
+async def test_the_webhook_handshake_answers_the_challenge_only_with_the_verify_token(
+    fake: FakeMeta, state: State, clock: Clock, aiohttp_client: Any, name: str
+) -> None:
+    from aiohttp import web
+
+    from tests.fakes.meta import VERIFY_TOKEN
+
+    app = web.Application()
+    app.router.add_routes(rig(fake, state, clock, name).channel.routes())
+    client = await aiohttp_client(app)
+    query = {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": ""}
+    right = await client.get(
+        f"/webhooks/{name}", params={**query, "hub.verify_token": VERIFY_TOKEN}
+    )
+    assert right.status == 200 and await right.text() == "1158201444"
+    for wrong in ({**query, "hub.verify_token": "guess"}, {**query, "hub.mode": "unsubscribe"}):
+        response = await client.get(f"/webhooks/{name}", params=wrong)
+        assert response.status == 403 and "1158201444" not in await response.text()
