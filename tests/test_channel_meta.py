@@ -276,3 +276,14 @@ async def test_the_webhook_handshake_answers_the_challenge_only_with_the_verify_
     for wrong in ({**query, "hub.verify_token": "guess"}, {**query, "hub.mode": "unsubscribe"}):
         response = await client.get(f"/webhooks/{name}", params=wrong)
         assert response.status == 403 and "1158201444" not in await response.text()
+
+
+@pytest.mark.parametrize("name", ["facebook", "instagram"])
+async def test_the_senders_name_comes_from_the_profile_api_when_meta_gives_it(
+    fake: FakeMeta, state: State, clock: Clock, name: str
+) -> None:
+    r = rig(fake, state, clock, name)
+    await r.channel.process(fake.messaging(name, "Hello", "2401", name="Priya Shah"))
+    await r.channel.process(fake.messaging(name, "Hi", "2402", name=None))  # Meta will not say
+    named = {i.sender: i.sender_name for i in await state.store.open_items()}
+    assert named == {"2401": "Priya Shah", "2402": None}

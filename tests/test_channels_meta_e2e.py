@@ -64,7 +64,9 @@ async def test_the_server_answers_all_three_at_once_and_queues_them(
         items = await store.open_items()
     assert sorted(i.channel for i in items) == sorted(META)
     by_channel = {i.channel: i for i in items}
-    assert by_channel["whatsapp"].sender_name == "Kerry Jones"
+    assert by_channel["whatsapp"].sender_name == "Kerry Jones"  # the contact's profile name
+    assert by_channel["facebook"].sender_name == "Priya Shah"  # the user profile API
+    assert by_channel["instagram"].sender_name == "Priya Shah"
     assert len(fake.sent) == 3
     for call in fake.sent:
         body = call["body"]

@@ -9,6 +9,8 @@ mapping of Meta's errors are in bot.channels.meta.
 What is heard, from each entry of a delivery:
 - `messaging` events with a `message`: queued and answered, known by the message's `mid` so a
   redelivery is stored and answered once. Attachments are queued with a note of what they were.
+  The sender's name comes from Meta's user profile API (once per sender, given up after 2 s:
+  the webhook's answer waits for it).
   Echoes of what the Page sent (`is_echo`), delivery and read receipts, reactions, postbacks,
   referrals, edits and unsent messages never make a queue item or a reply;
 - `changes` with a comment (Facebook `feed` items of type comment, verb add; Instagram
@@ -49,6 +51,7 @@ from bot.windows import COMMENT, private_reply_window, window
 log = logging.getLogger("bot.messenger")
 
 PUBLIC = "public:"
+NAME_SECONDS = 2.0  # the profile lookup delays the webhook's answer, so it gives up quickly
 NO_PUBLIC_ANSWER = "comment: no automatic public answer"
 # Text limits: Messenger 2,000 characters; Instagram 1,000 (bytes of UTF-8, per Meta; our
 # templates keep to 1,000 characters and the Instagram variants of long ones are shorter).
@@ -72,6 +75,7 @@ class MessengerChannel:
         self.account = settings.page_id if name == "facebook" else settings.instagram_id
         self.graph = Graph(settings, settings.page_token)
         self.alarm = Alarm(state, name)
+        self._names: dict[str, str | None] = {}  # sender id -> name, as the profile API gave it
 
     # Lifecycle.
 
@@ -105,7 +109,8 @@ class MessengerChannel:
             for event in _list(entry.get("messaging")):
                 message = self.message(event)
                 if message is not None:
-                    await receive(self.state, message)
+                    name = await self.name_of(message.sender)
+                    await receive(self.state, replace(message, sender_name=name))
                     stored += 1
             for change in _list(entry.get("changes")):
                 comment = self.comment(change)
@@ -141,6 +146,21 @@ class MessengerChannel:
             received_at=self.state.clock(),
             conversation=sender,
         )
+
+    async def name_of(self, sender: str) -> str | None:
+        """The person's name from Meta's user profile API (Messenger: first and last name;
+        Instagram: name, else username), so the team sees who wrote. Best effort, once per
+        sender per process, and quick: without it the inbox shows the id."""
+        if sender in self._names:
+            return self._names[sender]
+        fields = "first_name,last_name" if self.name == "facebook" else "name,username"
+        found = await self.graph.get(sender, fields, NAME_SECONDS) or {}
+        parts = [str(found.get(k) or "") for k in ("first_name", "last_name", "name")]
+        name = " ".join(p for p in parts if p) or str(found.get("username") or "") or None
+        if len(self._names) >= 10_000:
+            self._names.clear()
+        self._names[sender] = name
+        return name
 
     def comment(self, change: Any) -> Message | None:
         """A comment on one of our posts, or None."""

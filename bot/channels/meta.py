@@ -32,6 +32,7 @@ Platform's and WhatsApp's error code lists) map to the outbox's three outcomes:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -260,6 +261,19 @@ class Graph:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+    async def get(self, path: str, fields: str, seconds: float) -> dict[str, Any] | None:
+        """GET /<version>/<path>?fields=...: the answer, or None on any failure (best effort)."""
+        await self.start()
+        assert self._session is not None
+        url = f"{self.settings.graph_url}/{GRAPH_VERSION}/{path}"
+        try:
+            async with asyncio.timeout(seconds):
+                async with self._session.get(url, params={"fields": fields}) as response:
+                    answer = await response.json(content_type=None)
+                    return answer if response.status == 200 and isinstance(answer, dict) else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST /<version>/<path> with a JSON body; the answer, or TryLater / Undeliverable."""

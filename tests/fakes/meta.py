@@ -133,6 +133,7 @@ class FakeMeta:
         self.sent: list[dict[str, Any]] = []  # {"path", "body"} of every accepted call
         self.requests: list[dict[str, Any]] = []  # every call, accepted or not
         self._failures: deque[str] = deque()
+        self.names: dict[str, str] = {}  # person id -> name, for the user profile API
         self._last_from: dict[str, datetime] = {}  # person id -> their last message
         self._commented: dict[str, datetime] = {}  # comment id -> when
         self._privately_answered: set[str] = set()
@@ -151,6 +152,7 @@ class FakeMeta:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/{version}/{node}/{edge}", self._handle)
+        app.router.add_get("/{version}/{node}", self._profile)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -206,6 +208,24 @@ class FakeMeta:
         return out
 
     # The Graph API.
+
+    async def _profile(self, request: web.Request) -> web.Response:
+        """The user profile API: Messenger's first_name/last_name, Instagram's name/username."""
+        node = request.match_info["node"]
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token != PAGE_TOKEN:
+            return self._error(401, {"message": "Invalid OAuth access token.", "code": 190})
+        name = self.names.get(node)
+        if name is None:
+            return self._error(
+                400,
+                {"message": f"Unsupported get request. Object {node} does not exist", "code": 100},
+            )
+        first, _, last = name.partition(" ")
+        fields = request.query.get("fields", "").split(",")
+        known = {"first_name": first, "last_name": last, "name": name,
+                 "username": name.lower().replace(" ", "")}  # fmt: skip
+        return web.json_response({"id": node, **{f: known[f] for f in fields if f in known}})
 
     async def _handle(self, request: web.Request) -> web.Response:
         node, edge = request.match_info["node"], request.match_info["edge"]
@@ -335,8 +355,10 @@ class FakeMeta:
         *,
         attachments: list[str] | None = None,
         mid: str | None = None,
+        name: str | None = "Priya Shah",
     ) -> dict[str, Any]:
-        """A person's message to the Page (channel "facebook") or Instagram account."""
+        """A person's message to the Page (channel "facebook") or Instagram account; `name` is
+        what the user profile API then says about the sender."""
         account = PAGE_ID if channel == "facebook" else INSTAGRAM_ID
         message: dict[str, Any] = {"mid": mid or f"m_{channel}_{next(self._ids)}"}
         if text is not None:
@@ -347,6 +369,8 @@ class FakeMeta:
                 for kind in attachments
             ]
         self._last_from[sender] = self.now()
+        if name is not None:
+            self.names[sender] = name
         return self._messaging_entry(
             channel,
             account,
