@@ -31,7 +31,7 @@ from bot.schedule import Closure, Schedule, SpecialHours
 from bot.tomlfile import Key, TomlDocument, read_toml
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-CHANNELS = ("web", "telegram", "x")
+CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp")
 LANGUAGES = ("en", "cy")
 
 # Every key rules.toml accepts, with a one-line description. `<day>` stands for a day name and
@@ -58,6 +58,10 @@ KEYS: dict[str, str] = {
     "channels.<name>.hours": "The channel's own staffed hours (a table of days).",
     "channels.<name>.bank_holidays": "The channel's own bank holidays.",
     "channels.<name>.promise": "The channel's own first-reply promise.",
+    "channels.<name>.template": (
+        "WhatsApp only: the approved template the inbox can send after the 24-hour window."
+    ),
+    "channels.<name>.template_language": 'That template\'s language code, e.g. "en_GB".',
     "emergency.name": "The emergency category's name.",
     "emergency.phrases": "Phrases that mean this emergency.",
     "emergency.unless": "Phrases that cancel a match (optional).",
@@ -171,6 +175,10 @@ class ChannelRules:
     hours: tuple[tuple[TimeRange, ...], ...] | None = None
     bank_holidays: str | None = None
     promise: Promise | None = None
+    # WhatsApp only: the approved message template sent after the 24-hour customer service
+    # window, by its name in WhatsApp Manager, and its language code there.
+    template: str | None = None
+    template_language: str = "en_GB"
 
 
 @dataclass(frozen=True)
@@ -515,13 +523,24 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         if cname not in CHANNELS:
             continue
         key: Key = ("channels", cname)
-        ch = r.table(key, value, ("enabled", "hours", "bank_holidays", "promise"))
+        ch = r.table(
+            key,
+            value,
+            ("enabled", "hours", "bank_holidays", "promise", "template", "template_language"),
+        )
+        if cname != "whatsapp":
+            for only in ("template", "template_language"):
+                if only in ch:
+                    r.fail((*key, only), "only [channels.whatsapp] has message templates")
         channels[cname] = ChannelRules(
             cname,
             r.boolean((*key, "enabled"), ch.get("enabled"), True),
             r.weekly((*key, "hours"), ch["hours"]) if "hours" in ch else None,
             r.holidays((*key, "bank_holidays"), ch.get("bank_holidays")),
             r.parsed((*key, "promise"), ch.get("promise"), parse_promise, False) or None,
+            r.text((*key, "template"), ch.get("template"), required=False) or None,
+            r.text((*key, "template_language"), ch.get("template_language"), required=False)
+            or "en_GB",
         )
 
     emergencies = _categories(r, "emergency", data, team=False)

@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 from aiohttp import web
 
+from bot import replying
 from bot.auth import SESSION_LENGTH, Session, TooManyAttempts, csrf_ok, log_in, session_for
 from bot.auth import token_hash as hash_token
 from bot.errors import StoreError
@@ -38,7 +39,7 @@ POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0  # PaaS routers drop a connection idle for about 55 s
 MAX_REPLY = 4000
 MAX_NOTE = 4000
-CHANNELS = ("web", "telegram", "x")
+CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp")
 STATUSES = ("open", "done", "all")
 DONE_MESSAGES = {
     "claimed": "You are on this message now.",
@@ -328,7 +329,8 @@ async def item_page(
             "open_count": open_count,
             "mine": item.assigned_to == session.user.id,
             "when": lambda at: f"{at.astimezone(state.triage.rules.timezone):%a %-d %b, %H:%M}",
-            "max_reply": MAX_REPLY,
+            "max_reply": replying.max_length(item.channel, MAX_REPLY),
+            "options": await replying.options(state, item),
         },
         status=status,
     )
@@ -362,13 +364,15 @@ async def reply(request: web.Request, session: Session) -> web.StreamResponse:
     problem = None
     if not text.strip():
         problem = "Enter your reply."
-    elif len(text) > MAX_REPLY:
-        problem = f"Your reply is {len(text)} characters; it must be {MAX_REPLY} or fewer."
+    elif len(text) > (most := replying.max_length(item.channel, MAX_REPLY)):
+        problem = f"Your reply is {len(text)} characters; it must be {most} or fewer."
     if problem:
         return await item_page(request, session, {"reply": problem}, {"reply": text}, 422)
-    await state.store.send_human_reply(item.reference, text, session.user.username, state.clock())
+    how = await field(request, "how")  # a comment: "public" or "private"
+    sent = await replying.send(state, item, text, session.user.username, how)
+    if not sent.sendable:  # Meta's window closed since the page was shown
+        return await item_page(request, session, {"reply": sent.closed or ""}, {"reply": text}, 422)
     log.info("human reply", extra={"reference": item.reference, "user": session.user.id})
-    state.wake()
     raise back_to(item, "replied" if item.conversation is not None else "recorded")
 
 

@@ -19,7 +19,14 @@ from bot import when
 from bot.durations import TimeRange
 
 # Longest reply each channel accepts, in characters.
-CHANNEL_LIMITS: dict[str, int] = {"web": 4000, "telegram": 4096, "x": 280}
+CHANNEL_LIMITS: dict[str, int] = {
+    "web": 4000,
+    "telegram": 4096,
+    "x": 280,
+    "facebook": 2000,
+    "instagram": 1000,
+    "whatsapp": 4096,
+}
 
 # Templates every language must have, whatever the rules say.
 REQUIRED = ("acknowledgement", "out-of-hours", "closure", "bank-holiday", "bio")
@@ -28,7 +35,10 @@ REQUIRED = ("acknowledgement", "out-of-hours", "closure", "bank-holiday", "bio")
 # each of these set to its longest plausible value; the README lists them.
 VARIABLES: dict[str, str] = {
     "organisation": "The organisation's name.",
-    "channel": 'The channel the message came in on: "web", "telegram", "x".',
+    "channel": (
+        'The channel the message came in on: "web", "telegram", "x", "facebook", "instagram", '
+        '"whatsapp".'
+    ),
     "reference": 'The message\'s short reference, e.g. "7K3F-9QXA".',
     "name": "The sender's name if the channel gives one, else nothing.",
     "staffed": "True when a person is at the desk now.",

@@ -93,6 +93,28 @@ def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
             channels["x"] = XChannel(state, env)
         else:
             log.warning("X credentials are set but rules.toml switches x off")
+    switches = {
+        "facebook": env.get("FACEBOOK_PAGE_ACCESS_TOKEN"),
+        "instagram": env.get("INSTAGRAM_ACCOUNT_ID"),
+        "whatsapp": env.get("WHATSAPP_PHONE_NUMBER_ID") or env.get("WHATSAPP_ACCESS_TOKEN"),
+    }
+    for name, switch in switches.items():
+        if not switch:
+            continue
+        if not rules.channel(name).enabled:
+            log.warning("%s is set up but rules.toml switches it off", name)
+            continue
+        from bot.channels.meta import MetaSettings
+
+        meta = MetaSettings(env)
+        if name == "whatsapp":
+            from bot.channels.whatsapp import WhatsAppChannel
+
+            channels[name] = WhatsAppChannel(state, meta)
+        else:
+            from bot.channels.messenger import MessengerChannel
+
+            channels[name] = MessengerChannel(state, meta, name)
     return channels
 
 

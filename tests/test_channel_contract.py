@@ -166,7 +166,56 @@ class XDriver:
         await asyncio.wait_for(self.channel.ready.wait(), 10)
 
 
-@pytest.fixture(params=["web", "telegram", "x"])
+class MetaDriver:
+    """Facebook, Instagram or WhatsApp: signed webhook deliveries, the fake Graph API's sends."""
+
+    retry_after = 60.0  # the fake's rate limit: estimated_time_to_regain_access 1 minute
+
+    def __init__(self, name: str, fake: Any, client: Any, sender: Sender, channel: Any) -> None:
+        self.name = name
+        self.fake = fake
+        self.client = client
+        self.sender = sender
+        self.channel = channel
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url(f"/webhooks/{self.name}"))
+
+    def _message(self, text: str) -> dict[str, Any]:
+        if self.name == "whatsapp":
+            return dict(self.fake.whatsapp(text))
+        return dict(self.fake.messaging(self.name, text))
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        delivery = again or self._message(text)
+        assert await self.fake.deliver(delivery, self.url) == 200
+        return delivery
+
+    async def received(self) -> list[str]:
+        return list(self.fake.texts("whatsapp" if self.name == "whatsapp" else "meta"))
+
+    def fail_next_send(self, kind: str) -> None:
+        if kind == "429":
+            self.fake.fail_next("whatsapp-rate-limit" if self.name == "whatsapp" else "rate-limit")
+        else:
+            self.fake.fail_next("unavailable")
+
+    async def bad_secret(self) -> int:
+        return int(await self.fake.deliver(self._message("hi"), self.url, "not-the-app-secret"))
+
+    async def flush(self) -> None:
+        await self.sender.once()
+
+    async def restart(self) -> None:
+        await self.channel.stop()
+        await self.channel.start()
+
+
+META = ("facebook", "instagram", "whatsapp")
+
+
+@pytest.fixture(params=["web", "telegram", "x", *META])
 async def driver(
     request: pytest.FixtureRequest, state: State, clock: Clock, aiohttp_client: Any
 ) -> AsyncIterator[Driver]:
@@ -195,6 +244,22 @@ async def driver(
         env = {name: f"test-{name.lower()}" for name in X_CREDENTIALS}
         env.update(X_API_URL=x_fake.url, X_POLL_SECONDS="0.05")
         channels["x"] = XChannel(state, env)
+    meta_fake: Any = None
+    if request.param in META:
+        from bot.channels.meta import MetaSettings
+        from tests.fakes.meta import FakeMeta
+
+        meta_fake = FakeMeta(now=clock)
+        await meta_fake.start()
+        settings = MetaSettings(meta_fake.env(request.param))
+        if request.param == "whatsapp":
+            from bot.channels.whatsapp import WhatsAppChannel
+
+            channels["whatsapp"] = WhatsAppChannel(state, settings)
+        else:
+            from bot.channels.messenger import MessengerChannel
+
+            channels[request.param] = MessengerChannel(state, settings, request.param)
     sender = Sender(state.store, channels, "contract", clock=clock)
     if "x" in channels:  # X's real spacing (30 s between two replies to one person) is slow
         sender.paces["x"] = Pace(Limits(per_second=1000.0, per_recipient_seconds=0.0))
@@ -210,6 +275,9 @@ async def driver(
             channel = channels["telegram"]
             await asyncio.wait_for(channel.ready.wait(), 10)  # type: ignore[attr-defined]
             yield TelegramDriver(fake, client, sender, channel)
+        elif meta_fake is not None:
+            name = request.param
+            yield MetaDriver(name, meta_fake, client, sender, channels[name])
         elif x_fake is not None:
             await asyncio.wait_for(channels["x"].ready.wait(), 10)  # type: ignore[attr-defined]
             yield XDriver(x_fake, channels["x"], sender, state)
@@ -223,6 +291,8 @@ async def driver(
             await fake.stop()
         if x_fake is not None:
             await x_fake.stop()
+        if meta_fake is not None:
+            await meta_fake.stop()
 
 
 async def test_a_message_is_stored_and_acknowledged_once(driver: Driver, state: State) -> None:

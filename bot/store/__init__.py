@@ -206,6 +206,11 @@ class Store(Protocol):
         """Release the lease and try again at `at`; False if `holder` no longer holds it."""
         ...
 
+    async def not_delivered(self, channel: str, platform_message_id: str, error: str) -> bool:
+        """A sent reply the platform later could not deliver becomes a dead letter; False when no
+        sent reply has that id."""
+        ...
+
     async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
         """A permanent failure: the delivery is dead, for the team to see and act on."""
         ...

@@ -482,6 +482,9 @@ class PostgresStore:
         _aware(at)
         return await self._changed(queries.RETRY_LATER, delivery_id, holder, error, at)
 
+    async def not_delivered(self, channel: str, platform_message_id: str, error: str) -> bool:
+        return await self._changed(queries.NOT_DELIVERED, channel, platform_message_id, error)
+
     async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
         return await self._changed(queries.GIVE_UP, delivery_id, holder, error)
 

@@ -147,6 +147,11 @@ RETRY_LATER = """UPDATE outbox SET next_attempt_at = $4, last_error = $3, holder
 WHERE id = $1 AND holder = $2 AND state = 'pending'"""
 GIVE_UP = """UPDATE outbox SET state = 'dead', last_error = $3, holder = NULL, lease_until = NULL
 WHERE id = $1 AND holder = $2 AND state = 'pending'"""
+# The platform accepted a reply and later said it could not deliver it (a WhatsApp "failed"
+# status): a dead letter after all. (A partial index on (channel, platform_message_id) would
+# make this cheaper on a large outbox; failed statuses are rare.)
+NOT_DELIVERED = """UPDATE outbox SET state = 'dead', last_error = $3
+WHERE channel = $1 AND platform_message_id = $2 AND state = 'sent'"""
 DELIVERIES = f"SELECT {DELIVERY} FROM outbox WHERE state = $1 ORDER BY id LIMIT $2"
 # The team tries a dead letter again (the person unblocked the bot): a fresh set of attempts.
 REVIVE = """UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2,

@@ -700,6 +700,9 @@ class SQLiteStore:
     async def retry_later(self, delivery_id: int, holder: str, error: str, at: datetime) -> bool:
         return await self._changed(queries.RETRY_LATER, (delivery_id, holder, error, to_text(at)))
 
+    async def not_delivered(self, channel: str, platform_message_id: str, error: str) -> bool:
+        return await self._changed(queries.NOT_DELIVERED, (channel, platform_message_id, error))
+
     async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:
         return await self._changed(queries.GIVE_UP, (delivery_id, holder, error))
 

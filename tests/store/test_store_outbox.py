@@ -207,3 +207,17 @@ async def test_an_alert_marks_and_queues_in_one_transaction(store: Store) -> Non
     assert seen == [[a.id], [b.id]]
     queued = await store.claim_deliveries("x", NOW, MINUTE)
     assert [(d.channel, d.kind, d.text) for d in queued] == [("email", "alert", "1 new")] * 2
+
+
+async def test_a_sent_reply_the_platform_could_not_deliver_becomes_a_dead_letter(
+    store: Store,
+) -> None:
+    d = await store.enqueue(Outgoing("whatsapp", "447700900123", "auto", "Thank you"), NOW)
+    await store.claim_deliveries("a", NOW, MINUTE)
+    assert not await store.not_delivered("whatsapp", "wamid.1", "too early: not sent yet")
+    assert await store.delivered(d.id, NOW, "wamid.1")
+    assert not await store.not_delivered("telegram", "wamid.1", "another channel's id")
+    assert await store.not_delivered("whatsapp", "wamid.1", "131026 Message undeliverable")
+    assert not await store.not_delivered("whatsapp", "wamid.1", "twice")
+    [dead] = await store.deliveries("dead")
+    assert (dead.id, dead.last_error) == (d.id, "131026 Message undeliverable")
