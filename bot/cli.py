@@ -34,7 +34,6 @@ from bot.models import (
     QueueItem,
     SenderState,
     User,
-    reference_for,
 )
 from bot.moments import read_time
 from bot.server import auto_migrate, database_url, serve
@@ -320,10 +319,7 @@ async def _outbox(args: argparse.Namespace, tz: ZoneInfo) -> int:
         states = ["dead"] if args.dead else ["dead", "pending"]
         rows = [d for state in states for d in await store.deliveries(state, limit=500)]
     if args.json:
-        out = [
-            {**item_json(d, tz), "reference": reference_for(d.message_id) if d.message_id else None}
-            for d in rows
-        ]
+        out = [item_json(d, tz) for d in rows]
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not rows:
@@ -333,7 +329,7 @@ async def _outbox(args: argparse.Namespace, tz: ZoneInfo) -> int:
         f"{'id':>6} {'state':<8} {'channel':<9} {'reference':<10} {'tries':>5} {'next try':<17} why"
     )
     for d in rows:
-        ref = reference_for(d.message_id) if d.message_id else "-"
+        ref = d.reference or "-"
         when_ = (
             d.next_attempt_at.astimezone(tz).strftime("%a %d %b %H:%M")
             if d.state == "pending"

@@ -17,7 +17,6 @@ from bot.models import Decision, Message, SenderState
 from bot.moments import read_date, read_time
 from bot.reports import parse_contacts
 from bot.store import open_store
-from tests.conftest import ROOT
 from tests.test_cli import run
 
 LONDON = ZoneInfo("Europe/London")
