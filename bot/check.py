@@ -16,14 +16,7 @@ from bot import when
 from bot.config import Rules, load_rules
 from bot.durations import say_duration
 from bot.errors import Problem, RulesError
-from bot.responses import (
-    CHANNEL_LIMITS,
-    REQUIRED,
-    VARIABLES,
-    Responses,
-    TemplateFile,
-    sample_moments,
-)
+from bot.responses import CHANNEL_LIMITS, REQUIRED, VARIABLES, Responses, sample_moments
 from bot.schedule import ClosedDay
 from bot.triage import NAME_LIMIT, Triage
 
@@ -89,7 +82,11 @@ def check_templates(triage: Triage) -> list[Problem]:
                 )
             )
             continue
-        if file.shipped and channel is not None and responses.source(*file_key(file)) != path:
+        if (
+            file.shipped
+            and channel is not None
+            and responses.source(language, name, channel) != path
+        ):
             continue  # the organisation's plain template is used on this channel instead
         problems.extend(_check_file(triage, language, name, channel, path, enabled))
     return problems
@@ -97,10 +94,6 @@ def check_templates(triage: Triage) -> list[Problem]:
 
 def enabled_channels(rules: Rules) -> list[str]:
     return [c for c in CHANNEL_LIMITS if rules.channel(c).enabled and c in rules.channels]
-
-
-def file_key(file: TemplateFile) -> tuple[str, str, str]:
-    return file.language, file.name, file.channel or ""
 
 
 def _check_file(
