@@ -463,8 +463,7 @@ def _line(rules: Rules, item: QueueItem, group: str, now: datetime) -> str:
     if group == DEFAULT_GROUP and item.team:
         parts.append(f"team {item.team}")
     if item.reply_by is not None:
-        late = " (overdue)" if item.reply_by <= now else ""
-        parts.append(f"reply by {_at(rules, item.reply_by)}{late}")
+        parts.append(_reply_by(rules, item, now))
     return ", ".join(parts) + _excerpt(rules, item)
 
 
@@ -483,12 +482,25 @@ def _messages(count: int, new: str = "") -> str:
     return f"{count} {new}message{'s' if count != 1 else ''}"
 
 
+def _reply_by(rules: Rules, item: QueueItem, now: datetime) -> str:
+    """The time the resident was promised a reply by, as the team should see it."""
+    if item.reply_by is None:
+        return "no reply-by time (no staffed hours ahead)"
+    late = " (overdue)" if item.reply_by <= now else ""
+    return f"reply by {_at(rules, item.reply_by)}{late}"
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def emergency_text(rules: Rules, item: QueueItem, now: datetime) -> str:
     team = f", team {item.team}" if item.team else ""
     return "\n".join(
         [
             f"EMERGENCY ({item.emergency}): message {item.reference} on {item.channel}",
             f"Received {_at(rules, item.received_at)}{team}.{_excerpt(rules, item)}",
+            f"{_upper_first(_reply_by(rules, item, now))}: the time the resident was promised.",
             f"The automatic reply gave the emergency advice ({item.template or 'none'}).",
             f"{rules.name}: see it now in the queue (python -m bot queue).",
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,14 @@ def check_templates(triage: Triage) -> list[Problem]:
             if name not in present:
                 path = first_dir / language / f"{name}.txt"
                 problems.append(Problem(str(path), "", f"template missing; needed by {needed_by}"))
-    enabled = [c for c in CHANNEL_LIMITS if rules.channel(c).enabled and c in rules.channels]
-    for language, name, channel, path in responses.files():
+    enabled = enabled_channels(rules)
+    needed = needed_templates(rules)
+    for file in responses.files():
+        language, name, channel, path = file.language, file.name, file.channel, file.path
         if language not in rules.languages:
             continue
+        if file.shipped and name not in needed:
+            continue  # a shipped template these rules never use: nothing to check
         if channel is not None and channel not in CHANNEL_LIMITS:
             problems.append(
                 Problem(
@@ -77,8 +82,18 @@ def check_templates(triage: Triage) -> list[Problem]:
                 )
             )
             continue
+        if (
+            file.shipped
+            and channel is not None
+            and responses.source(language, name, channel) != path
+        ):
+            continue  # the organisation's plain template is used on this channel instead
         problems.extend(_check_file(triage, language, name, channel, path, enabled))
     return problems
+
+
+def enabled_channels(rules: Rules) -> list[str]:
+    return [c for c in CHANNEL_LIMITS if rules.channel(c).enabled and c in rules.channels]
 
 
 def _check_file(
@@ -98,8 +113,8 @@ def _check_file(
         ]
     problems: list[Problem] = []
     for chan in [channel] if channel else enabled:
-        if channel is None and (path.parent / f"{name}.{chan}.txt").exists():
-            continue  # this channel has its own variant, checked on its own
+        if channel is None and responses.source(language, name, chan) != path:
+            continue  # this channel has a variant of its own, checked on its own
         longest = ""
         try:
             for context in _sample_contexts(triage, chan):
@@ -205,6 +220,42 @@ def summary(triage: Triage, now: datetime) -> str:
     lines.append(f"  Emergencies: {', '.join(c.name for c in rules.emergencies) or 'none'}")
     lines.append(f"  Redirects: {', '.join(c.name for c in rules.redirects) or 'none'}")
     lines.append(f"  Teams: {', '.join(c.name for c in rules.teams) or 'none'}")
-    templates = sum(1 for f in triage.responses.files() if f[0] in rules.languages)
-    lines.append(f"  Templates: {templates} checked")
+    lines.extend(template_lines(triage))
     return "\n".join(lines)
+
+
+def _wrapped(names: list[str]) -> str:
+    return textwrap.fill(", ".join(names), width=100, initial_indent=" " * 6,
+                         subsequent_indent=" " * 6, break_on_hyphens=False)  # fmt: skip
+
+
+def template_lines(triage: Triage) -> list[str]:
+    """Which templates replies use, and where each comes from: the organisation's folders or
+    the ones shipped with Holding Reply."""
+    rules, responses = triage.rules, triage.responses
+    channels = enabled_channels(rules) or ["web"]
+    used: dict[Path, tuple[bool, str]] = {}
+    by_path = {f.path: f for f in responses.files()}
+    for language in rules.languages:
+        for name in needed_templates(rules):
+            for channel in channels:
+                path = responses.source(language, name, channel)
+                file = by_path.get(path) if path is not None else None
+                if file is not None:
+                    used[file.path] = (file.shipped, file.relative)
+    own = sorted(rel for shipped, rel in used.values() if not shipped)
+    shipped = sorted(rel for is_shipped, rel in used.values() if is_shipped)
+    folders = ", ".join(str(d) for d in responses.dirs)
+    lines = [f"  Templates: {len(used)} in use, every one checked"]
+    if own:
+        lines.append(f"    Yours, from {folders}:")
+        lines.append(_wrapped(own))
+    else:
+        lines.append(f"    Yours: none (a file in {folders} replaces the shipped one of its name)")
+    if shipped:
+        lines.append(
+            f"    Shipped with Holding Reply, from {responses.shipped} "
+            "(to change one, copy it into your folder):"
+        )
+        lines.append(_wrapped(shipped))
+    return lines

@@ -17,14 +17,14 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import when
 from bot.check import load, rules_path, summary
-from bot.config import CHANNELS
+from bot.config import CHANNELS, load_rules
 from bot.durations import ParseError, Promise, parse_promise
 from bot.errors import HoldingReplyError, RulesError, StoreError
 from bot.models import (
@@ -34,28 +34,14 @@ from bot.models import (
     QueueItem,
     SenderState,
     User,
-    reference_for,
 )
+from bot.moments import read_time
 from bot.server import auto_migrate, database_url, serve
 from bot.store import NotFound, open_store
 from bot.triage import Triage
 from bot.typical import NOTHING, Typical
 
 PREVIEW_REFERENCE = "PREV-IEW0"
-
-
-def parse_when(text: str, zone: ZoneInfo) -> datetime:
-    """ISO 8601; without an offset it is local time in the organisation's zone."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise HoldingReplyError(
-            f"--at {text!r} is not a date and time; expected ISO 8601 such as 2026-12-24T19:30 "
-            "(local time) or 2026-12-24T19:30:00+00:00"
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -99,7 +85,7 @@ def preview_one(
 def cmd_preview(args: argparse.Namespace) -> int:
     triage = load(rules_path(args.rules))
     tz = triage.rules.timezone
-    moments = [parse_when(a, tz) for a in args.at] or [datetime.now(UTC)]
+    moments = [read_time(a, tz, "--at") for a in args.at] or [datetime.now(UTC)]
     typical = None
     if args.typical:
         try:
@@ -185,8 +171,24 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return asyncio.run(_queue(args, _zone(args)))
 
 
+def _read_at(args: argparse.Namespace) -> datetime:
+    """`--at` of done and replied, read as `preview --at` is: local time unless it has an offset.
+
+    The zone comes from rules.toml; when the rules cannot be read, only a time with an offset
+    can be understood, so any other is refused rather than guessed.
+    """
+    text = getattr(args, "at", None)
+    if not text:
+        return datetime.now(UTC)
+    try:
+        zone: ZoneInfo | None = load_rules(rules_path(args.rules)).timezone
+    except RulesError:
+        zone = None
+    return read_time(text, zone, "--at")
+
+
 async def _update(args: argparse.Namespace) -> int:
-    now = parse_when(args.at, ZoneInfo("UTC")) if getattr(args, "at", None) else datetime.now(UTC)
+    now = _read_at(args)
     async with open_store(database_url(), migrate=auto_migrate()) as store:
         if args.command == "done":
             item = await store.mark_done(args.reference, args.by, now)
@@ -317,10 +319,7 @@ async def _outbox(args: argparse.Namespace, tz: ZoneInfo) -> int:
         states = ["dead"] if args.dead else ["dead", "pending"]
         rows = [d for state in states for d in await store.deliveries(state, limit=500)]
     if args.json:
-        out = [
-            {**item_json(d, tz), "reference": reference_for(d.message_id) if d.message_id else None}
-            for d in rows
-        ]
+        out = [item_json(d, tz) for d in rows]
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not rows:
@@ -330,7 +329,7 @@ async def _outbox(args: argparse.Namespace, tz: ZoneInfo) -> int:
         f"{'id':>6} {'state':<8} {'channel':<9} {'reference':<10} {'tries':>5} {'next try':<17} why"
     )
     for d in rows:
-        ref = reference_for(d.message_id) if d.message_id else "-"
+        ref = d.reference or "-"
         when_ = (
             d.next_attempt_at.astimezone(tz).strftime("%a %d %b %H:%M")
             if d.state == "pending"
@@ -438,15 +437,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return asyncio.run(_migrate())
 
 
-def _date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise HoldingReplyError(
-            f"{option} {text!r} is not a date; expected YYYY-MM-DD, such as 2026-04-01"
-        ) from None
-
-
 class Progress:
     """A bar on the terminal (stderr) while a long report runs; silent when not a terminal."""
 
@@ -494,13 +484,15 @@ async def _report(args: argparse.Namespace) -> int:
     from bot import reports
 
     rules = load(rules_path(args.rules)).rules
-    start, end = _date(args.start, "--from"), _date(args.end, "--to")
+    tz = rules.timezone
+    first = read_time(args.start, tz, "--from", day=True)
+    last = read_time(args.end, tz, "--to", day=True)
+    start, end = first.astimezone(tz).date(), last.astimezone(tz).date()
     if end <= start:
         raise HoldingReplyError(
             f"--to {end} is not after --from {start}; --to is the first day not included, "
             "e.g. --from 2026-04-01 --to 2026-05-01 for April"
         )
-    first, last = reports.local_range(start, end, rules)
     # A bar for long ranges, only when a person is watching a terminal.
     progress = Progress(sys.stderr.isatty() and (end - start).days > 31)
     progress.start()
@@ -674,15 +666,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("reference")
     s.set_defaults(func=cmd_update)
     s = sub.add_parser("replied", help="record that a person replied (outside Holding Reply)")
+    rules_arg(s)
     s.add_argument("reference")
     s.add_argument("--by", required=True)
     s.add_argument("--text", help="what was said (optional)")
-    s.add_argument("--at", help="when, ISO 8601 (default: now)")
+    s.add_argument(
+        "--at",
+        metavar="WHEN",
+        help="when, ISO 8601; local time when it has no offset (default: now)",
+    )
     s.set_defaults(func=cmd_update)
 
     s = sub.add_parser("report", help="figures for a date range, as JSON, CSV or HTML")
     rules_arg(s)
-    s.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day")
+    s.add_argument(
+        "--from", dest="start", required=True, metavar="DATE", help="first day (YYYY-MM-DD)"
+    )
     s.add_argument("--to", dest="end", required=True, metavar="DATE", help="first day NOT included")
     s.add_argument("--format", choices=["json", "csv", "html"], default="json")
     s.add_argument("--out", metavar="FILE", help="write here (default: standard output)")

@@ -42,7 +42,10 @@ KEYS: dict[str, str] = {
     "organisation.bank_holidays": "Which bank holidays close the desk.",
     "organisation.languages": 'Reply languages, e.g. ["en"] or ["en", "cy"].',
     "organisation.bilingual": "Send every reply in all the languages at once.",
-    "organisation.responses": "Folder(s) of reply templates, relative to rules.toml.",
+    "organisation.responses": (
+        "Folder(s) of your own reply templates, relative to rules.toml; any template not found"
+        " there is the one shipped with Holding Reply."
+    ),
     "hours.<day>": "Staffed ranges on that day of the week.",
     "closures.from": "First closed date of a closure.",
     "closures.to": "Last closed date of a closure.",
@@ -458,7 +461,10 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
     bilingual = r.boolean(("organisation", "bilingual"), org.get("bilingual"), False)
     if bilingual and len(languages) < 2:
         r.fail(("organisation", "bilingual"), 'needs two languages, e.g. languages = ["en", "cy"]')
+    # The default folder may be missing (the shipped templates are used); one named in the
+    # file must exist, so that a typo in its name is not silently ignored.
     dirs = org.get("responses", "responses")
+    named = "responses" in org
     if isinstance(dirs, str):
         dirs = [dirs]
     if not (isinstance(dirs, list) and dirs and all(isinstance(d, str) for d in dirs)):
@@ -468,7 +474,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         dirs = ["responses"]
     response_dirs = tuple((doc.path.parent / d).resolve() for d in dirs)
     for d, resolved in zip(dirs, response_dirs, strict=True):
-        if not resolved.is_dir():
+        if named and not resolved.is_dir():
             r.fail(("organisation", "responses"), f"folder {d!r} not found (looked for {resolved})")
 
     hours = r.weekly(("hours",), data.get("hours", {}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,12 +13,8 @@ _MASK = (1 << 40) - 1
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # ten bits at a time
 
 
-def reference_for(item_id: int) -> str:
-    """A short, unique, non-sequential reference for a stored message, like "7K3F-9QXA".
-
-    Derived from the database id, so two messages can never share one and no lookup is needed.
-    """
-    n = (item_id * _SCRAMBLE) & _MASK
+def _spelled(n: int) -> str:
+    """40 bits as "XXXX-XXXX"."""
     return (
         _PAIRS[n >> 30]
         + _PAIRS[(n >> 20) & 1023]
@@ -25,6 +22,24 @@ def reference_for(item_id: int) -> str:
         + _PAIRS[(n >> 10) & 1023]
         + _PAIRS[n & 1023]
     )
+
+
+def new_reference() -> str:
+    """A short random reference for a new message, like "7K3F-9QXA": 40 random bits.
+
+    It says nothing about the message's place in the queue (how many came before it), and two
+    databases do not issue the same ones. It is not unique by itself: the store checks it
+    against the messages' unique index and draws again on a collision (rare: about one chance
+    in two thousand for a new message in a store of half a billion).
+    """
+    return _spelled(secrets.randbits(40))
+
+
+def reference_for(item_id: int) -> str:
+    """The reference messages were given before references became random: a fixed, reversible
+    scramble of the row id. Messages stored then keep theirs (it is stored with them); only
+    tools that fill a database with made-up messages still use it (bench/report.py)."""
+    return _spelled((item_id * _SCRAMBLE) & _MASK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +206,7 @@ class Delivery:
     created_at: datetime
     sent_at: datetime | None
     reply_to: str | None = None
+    reference: str | None = None  # the message's, for the team and the logs
 
 
 @dataclass(frozen=True, slots=True)

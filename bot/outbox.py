@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from bot.channels import Channel, Limits, TryLater, Undeliverable
 from bot.errors import StoreError
 from bot.metrics import Metrics
-from bot.models import Delivery, reference_for
+from bot.models import Delivery
 from bot.store import Store
 
 log = logging.getLogger("bot.outbox")
@@ -127,8 +127,8 @@ class Sender:
             "kind": delivery.kind,
             "attempt": delivery.attempts,
         }
-        if delivery.message_id is not None:
-            extra["reference"] = reference_for(delivery.message_id)
+        if delivery.reference is not None:
+            extra["reference"] = delivery.reference
         if channel is None:  # switched off since: keep it for when it is back
             self.metrics.failed(delivery.channel, dead=False)
             await self.store.retry_later(

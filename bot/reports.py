@@ -13,12 +13,13 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.config import CHANNELS, Rules
 from bot.errors import HoldingReplyError
+from bot.moments import read_date, start_of_day
 from bot.schedule import Schedule
 from bot.store import Contact, Figures, ReportData
 
@@ -43,16 +44,6 @@ def channel_name(text: str) -> str:
     """ "Face-to-face" -> "face_to_face", "Telephone" -> "phone": the names [costs] uses."""
     name = re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
     return _ALIASES.get(name, name)
-
-
-def _day(text: str) -> date:
-    text = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return date.fromisoformat(text)
-    found = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", text)  # how Excel writes UK dates
-    if found:
-        return date(int(found[3]), int(found[2]), int(found[1]))
-    raise ValueError(text)
 
 
 def read_contacts(path: Path) -> list[Contact]:
@@ -88,8 +79,8 @@ def parse_contacts(text: str, where: str) -> list[Contact]:
             continue
         raw_day, raw_channel, raw_count = (row[at[c]].strip() for c in ("date", "channel", "count"))
         try:
-            day = _day(raw_day)
-        except ValueError:
+            day = read_date(raw_day, "date")
+        except HoldingReplyError:
             problems.append(
                 f"{where} line {line}: date {raw_day!r} is not a date; expected YYYY-MM-DD, "
                 "such as 2026-03-31, or DD/MM/YYYY"
@@ -220,11 +211,8 @@ class Report:
 
 
 def local_range(start: date, end: date, rules: Rules) -> tuple[datetime, datetime]:
-    zone = rules.timezone
-    return (
-        datetime.combine(start, time(), zone).astimezone(UTC),
-        datetime.combine(end, time(), zone).astimezone(UTC),
-    )
+    """[start, end) of local dates as UTC instants: local midnight to local midnight."""
+    return start_of_day(start, rules.timezone), start_of_day(end, rules.timezone)
 
 
 def build(data: ReportData, rules: Rules, start: date, end: date, now: datetime) -> Report:

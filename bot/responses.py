@@ -1,5 +1,9 @@
 """Reply templates: responses/<lang>/<name>.txt, with per-channel variants <name>.<channel>.txt.
 
+Two layers, as Django and Datasette find templates: the organisation's own folders first, then
+the templates that ship inside the package (bot/default_responses/), so a rules.toml anywhere
+works with no templates of its own, and one file of its own overrides one shipped file.
+
 Templates are rendered with Jinja2's sandbox and StrictUndefined, so a comms officer's typo in a
 variable name is an error at `check` time, never a blank in a reply to a citizen.
 """
@@ -7,6 +11,7 @@ variable name is an error at `check` time, never a blank in a reply to a citizen
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,10 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bot import when
 from bot.durations import TimeRange
+
+# The templates that ship with Holding Reply: the last place every lookup falls back to.
+SHIPPED = Path(__file__).resolve().parent / "default_responses"
+_LAYERS = ("own", "shipped")  # the loader's prefixes, searched in this order
 
 # Longest reply each channel accepts, in characters.
 CHANNEL_LIMITS: dict[str, int] = {
@@ -71,14 +80,42 @@ def weekly_as_times(weekly: Sequence[Sequence[TimeRange]]) -> dict[int, list[tup
     return {i: [(t(r.start), t(r.end)) for r in day] for i, day in enumerate(weekly)}
 
 
-class Responses:
-    """The templates of one rules file, compiled once and cached."""
+@dataclass(frozen=True, slots=True)
+class TemplateFile:
+    """One template file: responses/en/out-of-hours.x.txt is ("en", "out-of-hours", "x")."""
 
-    def __init__(self, dirs: Sequence[Path], timezone: ZoneInfo) -> None:
+    language: str
+    name: str
+    channel: str | None  # the channel of a variant; None for the plain template
+    path: Path
+    shipped: bool  # one of Holding Reply's own, rather than the organisation's
+
+    @property
+    def relative(self) -> str:
+        return f"{self.language}/{self.path.name}"
+
+
+class Responses:
+    """The templates of one rules file, compiled once and cached.
+
+    `dirs` are the organisation's folders, searched in order (a folder that does not exist is
+    skipped); `shipped` is searched after all of them. For a reply in a language on a channel,
+    the first of these that exists is used: the channel's variant in the organisation's folders,
+    the plain template in them, the shipped variant, the shipped plain template. So an
+    organisation's out-of-hours.txt is used on X too, in place of the shipped out-of-hours.x.txt
+    (`check` then makes sure it fits in 280 characters).
+    """
+
+    def __init__(self, dirs: Sequence[Path], timezone: ZoneInfo, shipped: Path = SHIPPED) -> None:
         self.dirs = tuple(dirs)
+        self.shipped = shipped
         self.timezone = timezone
+        layers = {
+            "own": jinja2.FileSystemLoader([str(d) for d in self.dirs]),
+            "shipped": jinja2.FileSystemLoader(str(shipped)),
+        }
         self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
+            loader=jinja2.PrefixLoader(layers),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             # No trim_blocks: a newline after {% endif %} at the end of a line is kept, as a
@@ -148,16 +185,31 @@ class Responses:
     # --- finding and rendering ---------------------------------------------------------------
 
     def find(self, language: str, name: str, channel: str) -> jinja2.Template:
-        """The channel's variant if there is one, else the plain template."""
+        """The organisation's channel variant, else its plain template, else the shipped
+        variant, else the shipped plain template. Raises jinja2.TemplateNotFound."""
         key = (language, name, channel)
         template = self._cache.get(key)
         if template is None:
-            try:
-                template = self.env.get_template(f"{language}/{name}.{channel}.txt")
-            except jinja2.TemplateNotFound:
-                template = self.env.get_template(f"{language}/{name}.txt")
-            self._cache[key] = template
+            tried = []
+            for layer in _LAYERS:
+                for file in (f"{name}.{channel}.txt", f"{name}.txt"):
+                    tried.append(f"{layer}/{language}/{file}")
+                    try:
+                        template = self.env.get_template(tried[-1])
+                    except jinja2.TemplateNotFound:
+                        continue
+                    self._cache[key] = template
+                    return template
+            raise jinja2.TemplateNotFound(f"{language}/{name}.txt", ", ".join(tried))
         return template
+
+    def source(self, language: str, name: str, channel: str) -> Path | None:
+        """The file a reply in `language` on `channel` would use, or None if there is none."""
+        try:
+            filename = self.find(language, name, channel).filename
+        except jinja2.TemplateNotFound:
+            return None
+        return Path(filename) if filename else None
 
     def render(self, language: str, name: str, channel: str, context: dict[str, Any]) -> str:
         key = (language, name, channel)
@@ -181,7 +233,7 @@ class Responses:
         no variant would have nothing to send.
         """
         out: set[str] = set()
-        for d in self.dirs:
+        for d in (*self.dirs, self.shipped):
             folder = d / language
             if folder.is_dir():
                 out.update(
@@ -189,16 +241,19 @@ class Responses:
                 )
         return out
 
-    def files(self) -> list[tuple[str, str, str | None, Path]]:
-        """(language, name, channel or None, path) for every template file, first folder wins."""
-        seen: dict[str, tuple[str, str, str | None, Path]] = {}
-        for d in self.dirs:
+    def files(self) -> list[TemplateFile]:
+        """Every template file, the organisation's first; of two with the same language and
+        file name, only the first folder's (a shipped file the organisation overrides is not
+        listed)."""
+        seen: dict[str, TemplateFile] = {}
+        for d, shipped in [*((d, False) for d in self.dirs), (self.shipped, True)]:
             for path in sorted(d.glob("*/*.txt")):
                 rel = f"{path.parent.name}/{path.name}"
                 if rel in seen:
                     continue
                 parts = path.name[: -len(".txt")].split(".")
-                seen[rel] = (path.parent.name, parts[0], parts[1] if len(parts) > 1 else None, path)
+                channel = parts[1] if len(parts) > 1 else None
+                seen[rel] = TemplateFile(path.parent.name, parts[0], channel, path, shipped)
         return list(seen.values())
 
 

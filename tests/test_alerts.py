@@ -137,6 +137,10 @@ async def test_an_emergency_goes_at_once_to_the_team_on_duty(harness: Harness) -
     assert mail.message["From"] == "alerts@anytown.gov.uk"
     assert mail.login == "alerts@anytown.gov.uk"  # it logged in with SMTP_USERNAME
     assert '"I can smell gas in the street outside nu…"' in mail.message.get_payload()
+    # The time the resident was promised (Friday 8pm + 4 working hours: Monday 1pm), as the
+    # README says every alert gives it.
+    promised = "Reply by 13:00 Mon 30 Nov: the time the resident was promised."
+    assert promised in mail.message.get_payload() and promised in group["text"]
     assert await harness.alerter.once() == 0  # alerted once, not again
     assert len(await harness.alerts("sent")) == 2
 

@@ -79,18 +79,16 @@ def test_check_reports_every_problem_with_file_and_line_and_no_traceback(tmp_pat
 
 
 def test_check_finds_template_mistakes(tmp_path: Path) -> None:
-    responses = tmp_path / "responses" / "en"
+    responses = tmp_path / "responses" / "en"  # the organisation's own, over the shipped ones
     responses.mkdir(parents=True)
-    for path in (ROOT / "responses" / "en").glob("*.txt"):
-        (responses / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     (responses / "acknowledgement.txt").write_text("Thanks {{ organization }}", encoding="utf-8")
     (responses / "bio.txt").write_text("{% if %}", encoding="utf-8")
     (responses / "out-of-hours.x.txt").write_text("x" * 281, encoding="utf-8")
-    (responses / "redirect-crime.txt").unlink()
     rules = (
         (ROOT / "rules.toml")
         .read_text(encoding="utf-8")
         .replace("[channels.web]", "[channels.web]\n[channels.x]")
+        .replace('response = "redirect-crime"', 'response = "redirect-crime-ours"')
     )
     (tmp_path / "rules.toml").write_text(rules, encoding="utf-8")
     result = run("check", "--rules", str(tmp_path / "rules.toml"))
@@ -99,7 +97,8 @@ def test_check_finds_template_mistakes(tmp_path: Path) -> None:
     assert "acknowledgement.txt: unknown variable(s) organization" in err
     assert "bio.txt:1: template error" in err
     assert "out-of-hours.x.txt: can be 281 characters long for x, over its limit of 280" in err
-    assert "redirect-crime.txt: template missing; needed by redirect[1].response" in err
+    missing = tmp_path / "responses" / "en" / "redirect-crime-ours.txt"
+    assert f"{missing}: template missing; needed by redirect[1].response" in err
 
 
 def test_preview_json_says_what_the_bot_would_answer() -> None:

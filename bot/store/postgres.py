@@ -35,7 +35,7 @@ from bot.models import (
     StoredReply,
     User,
     new_item,
-    reference_for,
+    new_reference,
 )
 from bot.store import (
     Contact,
@@ -65,7 +65,8 @@ _BEFORE_INGEST = """WITH s AS (
     ON CONFLICT (channel, sender) DO UPDATE SET sender = excluded.sender
     RETURNING last_ack_at, last_ack_template, opted_out)
 SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
-    nextval('messages_id_seq'), s.last_ack_at, s.last_ack_template, s.opted_out
+    nextval('messages_id_seq'), s.last_ack_at, s.last_ack_template, s.opted_out,
+    EXISTS (SELECT 1 FROM messages WHERE reference = $4)
 FROM s"""
 # The message, its automatic reply, the sender's last acknowledgement and (for channels that
 # send later) the reply's place in the outbox, in one round trip.
@@ -92,6 +93,23 @@ _CLAIM_JOB = queries.JOB_CLAIM.format(
 _CLAIM_DELIVERIES = queries.CLAIM_DELIVERIES.format(
     due=queries.DUE_DELIVERIES + " FOR UPDATE SKIP LOCKED", columns=queries.DELIVERY
 )
+REFERENCE_TRIES = 5
+_REFERENCE_INDEX = "messages_reference_key"  # the name PostgreSQL gave the UNIQUE of 0001
+
+
+class _ReferenceTaken(StoreError):
+    """A new message's reference was stored by another process while this one was deciding."""
+
+
+async def _insert(conn: Conn, *params: Any) -> Any:
+    try:
+        return await conn.fetchval(_INSERT, *params)
+    except asyncpg.UniqueViolationError as e:
+        if e.constraint_name == _REFERENCE_INDEX:
+            raise _ReferenceTaken from e
+        raise
+
+
 # A report reads many rows; its statements may take longer than a queue's.
 REPORT_TIMEOUT = 300.0
 # Failures that mean "the database is not there right now", as opposed to a bug in a query.
@@ -139,6 +157,7 @@ class PostgresStore:
         # a connection that was being handed to one already waiting, which then goes to the back:
         # under a burst some callers waited past the timeout while the database was healthy.
         self._turns = asyncio.Semaphore(pool_size)
+        self.new_reference: Callable[[], str] = new_reference  # draws a new message's reference
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
@@ -266,19 +285,22 @@ class PostgresStore:
         _aware(message.received_at)  # a naive datetime fails here, before any work
 
         async def run(conn: Conn) -> Ingested:
-            existing, item_id, last_ack_at, last_template, opted_out = _row(
+            reference = self.new_reference()
+            existing, item_id, last_ack_at, last_template, opted_out, taken = _row(
                 await conn.fetchrow(
-                    _BEFORE_INGEST, message.channel, message.platform_id, message.sender
+                    _BEFORE_INGEST, message.channel, message.platform_id, message.sender, reference
                 )
             )
             if existing is None:
-                reference = reference_for(item_id)
+                while taken:
+                    reference = self.new_reference()
+                    taken = await conn.fetchval(queries.REFERENCE_TAKEN, reference)
                 state = SenderState(last_ack_at, last_template, bool(opted_out))
                 d = decide(state, reference)
                 _aware(d.reply_by)
                 _aware(d.opens_at)
-                stored = await conn.fetchval(
-                    _INSERT,
+                stored = await _insert(
+                    conn,
                     item_id,
                     reference,
                     message.channel,
@@ -308,6 +330,13 @@ class PostgresStore:
             row = await conn.fetchrow(queries.BY_KEY, message.channel, message.platform_id)
             return Ingested(_item(row), duplicate=True)
 
+        # Another process may take the same reference between our check and our insert (each
+        # saw it free): the unique index refuses the second, which starts again, redrawing.
+        for _ in range(REFERENCE_TRIES - 1):
+            try:
+                return await self._transaction(run)
+            except _ReferenceTaken:
+                continue
         return await self._transaction(run)
 
     async def get(self, reference: str) -> QueueItem | None:

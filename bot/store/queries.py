@@ -31,6 +31,8 @@ ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NU
     m.received_at, m.id"""
 BY_KEY = f"{ITEM} WHERE m.channel = $1 AND m.platform_id = $2"
 BY_REFERENCE = f"{ITEM} WHERE m.reference = $1"
+# A new message's random reference is drawn again while this finds it taken (see new_reference).
+REFERENCE_TAKEN = "SELECT EXISTS (SELECT 1 FROM messages WHERE reference = $1)"
 # $19 is the reply text, which the message row does not hold; $20 and $21 are where it goes.
 INSERT_MESSAGE = """INSERT INTO messages (id, reference, channel, platform_id, sender, sender_name,
     text, received_at, staffed, reply_by, opens_at, emergency, redirect, team, language, template,
@@ -129,7 +131,8 @@ ON CONFLICT (channel, sender) DO UPDATE SET opted_out = excluded.opted_out"""
 
 # The outbox. Claiming: $1 holder, $2 now, $3 lease until, $4 how many.
 DELIVERY = """id, message_id, channel, recipient, kind, text, priority, state, attempts,
-    next_attempt_at, last_error, platform_message_id, created_at, sent_at, reply_to"""
+    next_attempt_at, last_error, platform_message_id, created_at, sent_at, reply_to,
+    (SELECT m.reference FROM messages m WHERE m.id = outbox.message_id)"""
 ENQUEUE = f"""INSERT INTO outbox (message_id, channel, recipient, kind, text, priority,
     next_attempt_at, created_at, reply_to)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING {DELIVERY}"""

@@ -38,7 +38,7 @@ from bot.models import (
     StoredReply,
     User,
     new_item,
-    reference_for,
+    new_reference,
 )
 from bot.store import Contact, Figures, NotFound, ReportData, collect_figures, queries
 
@@ -58,9 +58,11 @@ _BY_REFERENCE = _q(queries.BY_REFERENCE)
 _BEFORE_INGEST = _q(
     """SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
     (SELECT COALESCE(MAX(id), 0) + 1 FROM messages),
-    s.last_ack_at, s.last_ack_template, s.opted_out
+    s.last_ack_at, s.last_ack_template, s.opted_out,
+    EXISTS (SELECT 1 FROM messages WHERE reference = $4)
 FROM (SELECT 1) LEFT JOIN senders s ON s.channel = $1 AND s.sender = $3"""
 )
+_REFERENCE_TAKEN = _q(queries.REFERENCE_TAKEN)
 _INSERT_MESSAGE = _q(queries.INSERT_MESSAGE)
 _INSERT_REPLY = _q(queries.INSERT_REPLY)
 _ACKNOWLEDGED = _q(queries.ACKNOWLEDGED)
@@ -135,6 +137,7 @@ def _delivery(row: Sequence[Any]) -> Delivery:
         created_at=datetime.fromisoformat(row[12]),
         sent_at=from_text(row[13]),
         reply_to=row[14],
+        reference=row[15],
     )
 
 
@@ -157,15 +160,22 @@ def _found(conn: sqlite3.Connection, reference: str) -> QueueItem:
 
 
 def _ingest(
-    conn: sqlite3.Connection, message: Message, decide: Callable[[SenderState, str], Decision]
+    conn: sqlite3.Connection,
+    message: Message,
+    decide: Callable[[SenderState, str], Decision],
+    draw: Callable[[], str],
 ) -> Ingested:
-    existing, item_id, last_ack_at, last_template, opted_out = conn.execute(
-        _BEFORE_INGEST, (message.channel, message.platform_id, message.sender)
+    reference = draw()
+    existing, item_id, last_ack_at, last_template, opted_out, taken = conn.execute(
+        _BEFORE_INGEST, (message.channel, message.platform_id, message.sender, reference)
     ).fetchone()
     if existing is not None:
         row = conn.execute(_BY_KEY, (message.channel, message.platform_id)).fetchone()
         return Ingested(_item(row), duplicate=True)
-    reference = reference_for(item_id)
+    # The one writer holds the database, so a reference found free here stays free.
+    while taken:
+        reference = draw()
+        taken = conn.execute(_REFERENCE_TAKEN, (reference,)).fetchone()[0]
     state = SenderState(from_text(last_ack_at), last_template, bool(opted_out))
     d = decide(state, reference)
     received = to_text(message.received_at)
@@ -269,6 +279,7 @@ class SQLiteStore:
         self.applied: list[str] = []  # the migrations opening applied
         self.schema_version = 0
         self.commits = 0  # transactions the writer committed: for tests and measurements
+        self.new_reference: Callable[[], str] = new_reference  # draws a new message's reference
         self._conn: sqlite3.Connection | None = None  # the write connection
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # one thread
         self._pending: list[_Job] = []
@@ -539,7 +550,7 @@ class SQLiteStore:
         self, message: Message, decide: Callable[[SenderState, str], Decision]
     ) -> Ingested:
         to_text(message.received_at)  # a naive datetime fails here, not in the writer
-        return await self._write(lambda conn: _ingest(conn, message, decide))
+        return await self._write(lambda conn: _ingest(conn, message, decide, self.new_reference))
 
     async def get(self, reference: str) -> QueueItem | None:
         return await self._read(lambda conn: _get(conn, reference))

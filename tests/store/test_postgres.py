@@ -162,3 +162,37 @@ async def test_callers_get_a_connection_in_the_order_they_asked(url: str) -> Non
             await asyncio.sleep(0)
         await asyncio.gather(*early, *late)
     assert served[:20] == ["early"] * 20
+
+
+async def test_a_reference_another_process_takes_meanwhile_is_drawn_again(url: str) -> None:
+    """Both processes find the reference free; the unique index refuses the second insert,
+    which starts again with a new draw rather than failing the message."""
+    import asyncpg
+
+    async with open_store(url) as store:
+        await store.ingest(message("m0"), Decider())  # the tables exist, and one row
+        other = await asyncpg.connect(url)
+        try:
+            transaction = other.transaction()
+            await transaction.start()
+            await other.execute(
+                "INSERT INTO messages (id, reference, channel, platform_id, sender, text,"
+                " received_at, staffed, language) VALUES (nextval('messages_id_seq'),"
+                " 'FFFF-FFFF', 'web', 'other', 'bob', 'hi', now(), true, 'en')"
+            )
+            draws = iter(["FFFF-FFFF", "GGGG-GGGG"])
+            store.new_reference = lambda: next(draws)  # type: ignore[attr-defined]
+            ingest = asyncio.ensure_future(store.ingest(message("m1"), Decider()))
+            # Wait until the insert is blocked on the other transaction's index entry.
+            while not await other.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database())"
+            ):
+                assert not ingest.done(), ingest
+                await asyncio.sleep(0.01)
+            await transaction.commit()
+        finally:
+            await other.close()
+        stored = await ingest
+    assert stored.item.reference == "GGGG-GGGG"
+    assert stored.item.auto_reply == "Thank you. Your reference is GGGG-GGGG."
