@@ -221,7 +221,8 @@ async def test_a_claim_skips_the_targets_the_sender_is_busy_with(store: Store) -
     later = NOW + 2 * MINUTE
 
     # Busy with slack:SLOW and with the whole of X: the rest, emergencies still first.
-    claimed = await store.claim_deliveries("a", later, MINUTE, skip=[("slack", "SLOW"), ("x", None)])
+    busy: list[tuple[str, str | None]] = [("slack", "SLOW"), ("x", None)]
+    claimed = await store.claim_deliveries("a", later, MINUTE, skip=busy)
     assert [d.id for d in claimed] == [urgent_reply.id, other_route.id, reply_to_chat.id]
     # What was skipped is still there for the next claim, in its order.
     claimed = await store.claim_deliveries("b", later, MINUTE, limit=2)
