@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.alerts import WebhookChannel
+from bot.alerts import SMTP_THREADS, EmailChannel, WebhookChannel
 from bot.channels import Channel
 from bot.channels.telegram import TelegramChannel, TelegramSettings
 from bot.models import Delivery, Outgoing
@@ -250,3 +250,37 @@ async def test_stopping_with_a_send_hung_is_prompt_and_hands_the_row_on(world: W
     other = await world.process("process-2")
     [again] = await other.store.claim_deliveries("process-2", now(), timedelta(minutes=1))
     assert again.id == delivery.id
+
+
+async def test_a_hung_mail_server_holds_two_threads_however_many_alerts_wait(store: Store) -> None:
+    connections: list[asyncio.StreamWriter] = []
+
+    async def never_greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)  # accepted, and then silence: no "220" greeting
+
+    server = await asyncio.start_server(never_greet, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_FROM": "alerts@anytown.gov.uk"}
+    email = EmailChannel(env)
+    sender = Sender(store, {"email": email}, "process-1", send_seconds=0.5)
+    for n in range(6):
+        await store.enqueue(alert("email", f"team{n}@anytown.gov.uk"), now())
+    task = asyncio.create_task(sender.run())
+    try:
+
+        async def all_tried() -> None:
+            while not all(d.last_error for d in await store.deliveries("pending")):
+                await asyncio.sleep(0.05)
+
+        async with asyncio.timeout(15):
+            await all_tried()
+        errors = {d.last_error for d in await store.deliveries("pending")}
+        assert errors == {"no answer within 0.5 s"}
+        assert len(connections) == SMTP_THREADS == 2  # the other four never opened one
+    finally:
+        await sender.stop(task)
+        await email.stop()
+        for writer in connections:  # the two threads see the server go, and end
+            writer.close()
+        server.close()
+        await server.wait_closed()
