@@ -786,9 +786,11 @@ class PostgresStore:
             if item.first_human_reply_at is None or at < item.first_human_reply_at:
                 await conn.execute(queries.FIRST_HUMAN_REPLY, at, item.id)
             if item.conversation is not None:
+                urgent = int(item.emergency is not None)  # an emergency's reply goes first
                 await conn.execute(
                     queries.ENQUEUE,
-                    item.id, item.channel, item.conversation, "human", text, 0, at, item.thread,
+                    item.id, item.channel, item.conversation, "human", text, urgent, at,
+                    item.thread,
                 )  # fmt: skip
             return await self._found(conn, reference)
 

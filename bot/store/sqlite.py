@@ -989,9 +989,10 @@ class SQLiteStore:
             if item.first_human_reply_at is None or at < item.first_human_reply_at:
                 conn.execute(_FIRST_HUMAN_REPLY, (created, item.id))
             if item.conversation is not None:  # sent by the outbox, through its channel
+                urgent = int(item.emergency is not None)  # an emergency's reply goes first
                 conn.execute(
                     _ENQUEUE,
-                    (item.id, item.channel, item.conversation, "human", text, 0, created,
+                    (item.id, item.channel, item.conversation, "human", text, urgent, created,
                      item.thread),
                 )  # fmt: skip
             return _found(conn, reference)
