@@ -22,6 +22,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -43,6 +44,7 @@ JOB_LEASE = timedelta(minutes=1)  # far longer than composing an alert takes
 STALE = timedelta(days=1)  # older new messages (alerts just switched on) are not alerted
 MAX_LISTED = 20  # items named in one alert; the rest are counted
 SEND_SECONDS = 20.0  # a webhook or mail server that takes longer is tried again later
+SMTP_THREADS = 2  # alerts talking to the mail server at once: a hung server holds no more
 DEFAULT_GROUP = "default"  # messages with no team, or a team without routes
 
 
@@ -54,6 +56,9 @@ class EmailChannel:
 
     The first line of an alert is the subject, the rest the body. One connection per alert:
     alerts are few, and a connection held open would be dropped by the server between them.
+    smtplib blocks, so it runs in threads of the channel's own: SMTP_THREADS of them, so that
+    a mail server that hangs holds those and no more (a send the sender gave up on while it
+    waited for a thread is dropped from the queue, not run later).
     """
 
     name = "email"
@@ -76,6 +81,7 @@ class EmailChannel:
             self.problem = f"SMTP_PORT is {port!r}; expected a port number such as 587"
         elif "@" not in self.sender:
             self.problem = "SMTP_FROM is not set (the address alerts come from)"
+        self._threads: ThreadPoolExecutor | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return []
@@ -84,7 +90,9 @@ class EmailChannel:
         return None
 
     async def stop(self) -> None:
-        return None
+        threads, self._threads = self._threads, None
+        if threads is not None:  # a thread still talking to the server ends at its timeout
+            threads.shutdown(wait=False, cancel_futures=True)
 
     async def send(self, delivery: Delivery) -> str | None:
         if self.problem:
@@ -98,7 +106,10 @@ class EmailChannel:
         message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2])
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies
         message.set_content(body.strip() + "\n")
-        await asyncio.to_thread(self._send, message, delivery.recipient)
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(SMTP_THREADS, thread_name_prefix="smtp")
+        # Cancelled while queued (the sender gave up), the future is cancelled and never runs.
+        await asyncio.wrap_future(self._threads.submit(self._send, message, delivery.recipient))
         return str(message["Message-ID"])
 
     def _send(self, message: EmailMessage, recipient: str) -> None:

@@ -25,6 +25,8 @@ UNMATCHED = "unmatched"  # the route label of a request no route matched (404, 4
 # A decision takes well under a millisecond; a request a few milliseconds (BENCHMARKS.md).
 DECISION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A platform answers a send in a fraction of a second; webhooks give up at 20 s, the sender at 90.
+SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0)
 
 
 class Metrics:
@@ -82,11 +84,34 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
+        self.send = Histogram(
+            PREFIX + "send_seconds",
+            "Time a platform took to answer one send, by channel and route (an alert's route, "
+            "such as slack:WASTE; a reply's channel).",
+            ["channel", "route"],
+            buckets=SEND_BUCKETS,
+            registry=r,
+        )
+        self.sends_in_flight = Gauge(
+            PREFIX + "sends_in_flight",
+            "Sends this process is waiting on now, by channel and route.",
+            ["channel", "route"],
+            registry=r,
+        )
+        self.send_oldest_in_flight = Gauge(
+            PREFIX + "send_oldest_in_flight_seconds",
+            "How long this process has waited on its oldest unanswered send, by channel and "
+            "route; 0 when none is waiting.",
+            ["channel", "route"],
+            registry=r,
+        )
         # Children by label values, so the hot path does no labels() lookup (a lock, a tuple).
         self._received: dict[tuple[str, str], Counter] = {}
         self._sent: dict[tuple[str, str], Counter] = {}
         self._failed: dict[tuple[str, str], Counter] = {}
         self._routes: dict[AbstractRoute, Histogram] = {}
+        self._sends: dict[tuple[str, str], Histogram] = {}
+        self._sending: dict[tuple[str, str], dict[int, float]] = {}  # id -> when it started
         self._unmatched = self.request.labels(UNMATCHED)
 
     def received(self, channel: str, duplicate: bool) -> None:
@@ -98,6 +123,17 @@ class Metrics:
 
     def failed(self, channel: str, dead: bool) -> None:
         _child(self._failed, self.delivery_failures, channel, "dead" if dead else "retry").inc()
+
+    def send_started(self, channel: str, route: str, delivery_id: int) -> None:
+        self._sending.setdefault((channel, route), {})[delivery_id] = time.monotonic()
+
+    def send_finished(self, channel: str, route: str, delivery_id: int, seconds: float) -> None:
+        self._sending.get((channel, route), {}).pop(delivery_id, None)
+        key = (channel, route)
+        child = self._sends.get(key)
+        if child is None:
+            child = self._sends[key] = self.send.labels(channel, route)
+        child.observe(seconds)
 
     def route(self, request: web.Request) -> Histogram:
         """The request histogram for the route that matched, labelled by its pattern."""
@@ -131,6 +167,11 @@ class Metrics:
         due = min((d.next_attempt_at for d in pending), default=now)
         self.outbox_oldest_pending.set(max(0.0, (now - oldest).total_seconds()))
         self.outbox_overdue.set(max(0.0, (now - due).total_seconds()))
+        started = time.monotonic()
+        for (channel, route), sending in self._sending.items():
+            first = min(sending.values(), default=started)
+            self.sends_in_flight.labels(channel, route).set(len(sending))
+            self.send_oldest_in_flight.labels(channel, route).set(started - first)
         return generate_latest(self.registry)
 
 

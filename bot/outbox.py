@@ -3,8 +3,16 @@
 Every process runs one. A claim leases rows to this process (another process skips them), so
 two dynos never hold the same reply; a process killed mid-send loses its lease when it runs out
 and the reply is sent by whoever claims it next. That is the one case where a reply can go twice
-(the platform accepted it, the process died before recording it): the lease is far longer than
-a send can take, so only a crash in that instant does it.
+(the platform accepted it, the process died before recording it). A process still sending renews
+its leases, so a slow platform never makes a live process lose a reply to another.
+
+One slow target delays only its own sends. A target is a channel and a recipient: one chat, or
+one alert route such as slack:WASTE. Each claimed row is sent by its target's own task, and the
+loop claims again as soon as it has room, without waiting for the rest: a webhook that takes 20
+seconds holds up the next alert to that webhook, and nothing else. What stays bounded, however
+slowly a target answers: one send at a time per target (the rows behind it wait in the table,
+not in memory: a claim skips targets this process is busy with), a few per channel (so a hung
+platform cannot pile up tasks or connections), and every send gives up after SEND_SECONDS.
 
 Limits are kept per channel: an overall rate, and a least interval between two sends to one
 recipient (Telegram: about 30 a second overall, 1 a second per chat). A rate limit answer from
@@ -17,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -30,11 +40,19 @@ from bot.store import Store
 
 log = logging.getLogger("bot.outbox")
 
-LEASE = timedelta(minutes=2)  # far longer than a send may take (every client times out sooner)
+LEASE = timedelta(minutes=2)  # renewed every quarter while this process still holds the row
 BATCH = 10
-IDLE_SECONDS = 1.0  # how often to look when nobody says there is something new
+IDLE_SECONDS = 0.5  # how often to look when nobody says there is something new
 MAX_ATTEMPTS = 8  # then the reply is a dead letter: about 4 hours of backing off
 MAX_BACKOFF = 30 * 60.0
+# A send still unanswered after this is given up and tried again later. Every client gives up
+# sooner on its own (webhooks 20 s, Telegram about 30 s, X two requests of 30 s): this is for
+# the one that does not, and it keeps each send well inside its lease.
+SEND_SECONDS = 90.0
+SLOW_SECONDS = 5.0  # a send taking longer is logged while it waits, naming its route
+MAX_PER_CHANNEL = 16  # rows one process holds for one channel; a claim can add up to BATCH - 1
+
+Target = tuple[str, str]  # (channel, recipient)
 
 
 def backoff(attempts: int) -> float:
@@ -63,6 +81,20 @@ class Pace:
             await asyncio.sleep(at - now)
 
 
+def route_of(delivery: Delivery) -> str:
+    """How logs and metrics name where a send goes: an alert's route as rules.toml writes it
+    (slack:WASTE), a reply's channel alone (never the person's chat or account)."""
+    if delivery.kind == "alert":
+        return f"{delivery.channel}:{delivery.recipient}"
+    return delivery.channel
+
+
+def per_channel(limits: Limits) -> int:
+    """How many rows one process may hold for a channel: what it may send in about two
+    seconds, at least one and at most MAX_PER_CHANNEL (X: 1, email: 4, Telegram: 16)."""
+    return max(1, min(MAX_PER_CHANNEL, math.ceil(limits.per_second * 2)))
+
+
 class Sender:
     def __init__(
         self,
@@ -71,33 +103,57 @@ class Sender:
         holder: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: Metrics | None = None,
+        *,
+        lease: timedelta = LEASE,
+        send_seconds: float = SEND_SECONDS,
+        slow_seconds: float = SLOW_SECONDS,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
         self.channels = dict(channels)
         self.holder = holder
         self.clock = clock
+        self.lease = lease
+        self.send_seconds = send_seconds
+        self.slow_seconds = slow_seconds
         self.paces = {name: Pace(c.limits) for name, c in self.channels.items()}
+        self.caps = {name: per_channel(c.limits) for name, c in self.channels.items()}
+        self._queues: dict[Target, deque[Delivery]] = {}  # claimed, waiting for their turn
+        self._workers: dict[Target, asyncio.Task[None]] = {}  # one per target being sent to
+        self._held: dict[str, int] = {}  # rows held (queued or sending), by channel
+        self._renewed_at = 0.0
         self._wake = asyncio.Event()
         self._stopping = False
 
     def wake(self) -> None:
-        """Something new is in the outbox: look now rather than at the next idle tick."""
+        """Something new in the outbox, or a target free again: look now, not at the next tick."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Until stop() or cancelled."""
-        while not self._stopping:
-            try:
-                sent = await self.once()
-            except StoreError as exc:
-                log.warning("outbox paused: the database is unavailable", extra={"error": str(exc)})
-                sent = 0
-            if not sent and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for:
-                    async with asyncio.timeout(IDLE_SECONDS):  # see Alerter.run
-                        await self._wake.wait()
+        """Until stop() or cancelled: claim what is due whenever there is room, never waiting
+        for sends under way; at stop, let them finish."""
+        try:
+            while not self._stopping:
+                self._wake.clear()  # before the claim: a wake during it is not lost
+                claimed = 0
+                try:
+                    claimed = len(await self._claim())
+                    await self._renew()
+                except StoreError as exc:
+                    log.warning(
+                        "outbox paused: the database is unavailable", extra={"error": str(exc)}
+                    )
+                if claimed < BATCH and not self._stopping:
+                    with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for:
+                        async with asyncio.timeout(IDLE_SECONDS):  # see Alerter.run
+                            await self._wake.wait()
+            if self._workers:  # stopping: the sends under way finish (stop() bounds the wait)
+                await asyncio.wait(list(self._workers.values()))
+        finally:
+            workers = list(self._workers.values())
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     async def stop(self, task: asyncio.Task[None], seconds: float = 5.0) -> None:
         """Let the sends under way finish (up to `seconds`), claim nothing more, then release
@@ -113,17 +169,69 @@ class Sender:
             log.exception("the sender loop failed")
 
     async def once(self) -> int:
-        """Claim what is due and send it; return how many were claimed."""
-        due = await self.store.claim_deliveries(self.holder, self.clock(), LEASE, BATCH)
-        if due:
-            await asyncio.gather(*(self.deliver(d) for d in due))
+        """Claim what is due and send it, waiting for those sends; return how many were
+        claimed. (run() does not wait: this is for tests and one-off runs.)"""
+        due = await self._claim()
+        targets = {(d.channel, d.recipient) for d in due}
+        await asyncio.gather(*(self._workers[t] for t in targets if t in self._workers))
         return len(due)
+
+    def _skip(self) -> list[tuple[str, str | None]]:
+        """What a claim must leave alone: whole channels this process holds enough of, and
+        each target it is sending to (its next row waits its turn in the table)."""
+        full = {c for c, n in self._held.items() if n >= self.caps.get(c, MAX_PER_CHANNEL)}
+        skip: list[tuple[str, str | None]] = [(c, None) for c in sorted(full)]
+        skip += [t for t in self._workers if t[0] not in full]
+        return skip
+
+    async def _claim(self) -> list[Delivery]:
+        due = await self.store.claim_deliveries(
+            self.holder, self.clock(), self.lease, BATCH, self._skip()
+        )
+        for delivery in due:  # emergencies first: workers start, and take their pace, in order
+            target = (delivery.channel, delivery.recipient)
+            self._queues.setdefault(target, deque()).append(delivery)
+            self._held[delivery.channel] = self._held.get(delivery.channel, 0) + 1
+            if target not in self._workers:
+                self._workers[target] = asyncio.create_task(self._work(target))
+        return due
+
+    async def _work(self, target: Target) -> None:
+        """Send a target's claimed rows one after another."""
+        queue = self._queues[target]
+        try:
+            while queue and not self._stopping:
+                delivery = queue.popleft()
+                try:
+                    await self.deliver(delivery)
+                except StoreError as exc:  # its lease runs out and it is tried again
+                    log.warning(
+                        "outbox paused: the database is unavailable", extra={"error": str(exc)}
+                    )
+                except Exception:
+                    log.exception("the sender failed", extra={"delivery": delivery.id})
+                finally:
+                    self._held[delivery.channel] -= 1
+        finally:  # stopping: what is left is still leased, and released at shutdown
+            for delivery in self._queues.pop(target, ()):
+                self._held[delivery.channel] -= 1
+            del self._workers[target]
+            self._wake.set()  # the target is free: its next row can be claimed now
+
+    async def _renew(self) -> None:
+        """While this process holds rows, keep their leases far from running out."""
+        now = time.monotonic()
+        if not self._workers or now - self._renewed_at < self.lease.total_seconds() / 4:
+            return
+        self._renewed_at = now
+        await self.store.renew_leases(self.holder, self.clock() + self.lease)
 
     async def deliver(self, delivery: Delivery) -> None:
         channel = self.channels.get(delivery.channel)
-        extra = {
+        extra: dict[str, object] = {
             "delivery": delivery.id,
             "channel": delivery.channel,
+            "route": route_of(delivery),
             "kind": delivery.kind,
             "attempt": delivery.attempts,
         }
@@ -140,7 +248,7 @@ class Sender:
             return
         await self.paces[delivery.channel].wait(delivery.recipient)
         try:
-            platform_id = await channel.send(delivery)
+            platform_id = await self._send(channel, delivery, extra)
         except Undeliverable as exc:
             self.metrics.failed(delivery.channel, dead=True)
             await self.store.give_up(delivery.id, self.holder, str(exc))
@@ -156,6 +264,35 @@ class Sender:
         self.metrics.sent(delivery.channel, delivery.kind)
         await self.store.delivered(delivery.id, self.clock(), platform_id)
         log.info("reply sent", extra=extra)
+
+    async def _send(
+        self, channel: Channel, delivery: Delivery, extra: dict[str, object]
+    ) -> str | None:
+        """channel.send, timed (the metrics, and a log line while it is slow) and given up
+        after send_seconds."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        route = str(extra["route"])
+
+        def still_waiting() -> None:
+            seconds = round(loop.time() - started, 1)
+            log.warning("send slow: still waiting", extra={**extra, "seconds": seconds})
+
+        slow = loop.call_later(self.slow_seconds, still_waiting)
+        self.metrics.send_started(delivery.channel, route, delivery.id)
+        deadline = asyncio.timeout(self.send_seconds)
+        try:
+            async with deadline:
+                return await channel.send(delivery)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the channel's own, not ours
+            raise TryLater(f"no answer within {self.send_seconds:g} s") from None
+        finally:
+            slow.cancel()
+            seconds = loop.time() - started
+            self.metrics.send_finished(delivery.channel, route, delivery.id, seconds)
+            extra["seconds"] = round(seconds, 3)
 
     async def _later(
         self, delivery: Delivery, error: str, retry_after: float | None, extra: dict[str, object]

@@ -190,12 +190,24 @@ class Store(Protocol):
     async def enqueue(self, outgoing: Outgoing, at: datetime) -> Delivery: ...
 
     async def claim_deliveries(
-        self, holder: str, at: datetime, lease: timedelta, limit: int = 10
+        self,
+        holder: str,
+        at: datetime,
+        lease: timedelta,
+        limit: int = 10,
+        skip: Sequence[tuple[str, str | None]] = (),
     ) -> list[Delivery]:
         """Up to `limit` due deliveries, emergencies first, leased to `holder` until at + lease.
 
         Rows another process holds are skipped, not waited for; rows whose lease ran out (their
-        holder died) are due again. Each claim counts as an attempt."""
+        holder died) are due again. Each claim counts as an attempt. `skip` names targets the
+        caller is busy with, as (channel, recipient) pairs, or (channel, None) for a whole
+        channel: their rows stay where they are, for a later claim."""
+        ...
+
+    async def renew_leases(self, holder: str, until: datetime) -> int:
+        """Extend every lease `holder` has on the outbox to `until` (it is still sending them);
+        return how many rows it holds."""
         ...
 
     async def delivered(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from array import array
 from collections.abc import Awaitable, Callable, Sequence
@@ -90,8 +91,12 @@ _CLAIM_JOB = queries.JOB_CLAIM.format(
     where=f"name = (SELECT name FROM jobs WHERE {queries.JOB_DUE} FOR UPDATE SKIP LOCKED)"
 )
 # Rows another sender has claimed are skipped, not waited for.
+_SKIPPED = """SELECT 1 FROM jsonb_array_elements($5::jsonb) AS s (target)
+    WHERE s.target ->> 0 = outbox.channel
+    AND coalesce(s.target ->> 1, outbox.recipient) = outbox.recipient"""
 _CLAIM_DELIVERIES = queries.CLAIM_DELIVERIES.format(
-    due=queries.DUE_DELIVERIES + " FOR UPDATE SKIP LOCKED", columns=queries.DELIVERY
+    due=queries.DUE_DELIVERIES.format(skipped=_SKIPPED) + " FOR UPDATE SKIP LOCKED",
+    columns=queries.DELIVERY,
 )
 REFERENCE_TRIES = 5
 _REFERENCE_INDEX = "messages_reference_key"  # the name PostgreSQL gave the UNIQUE of 0001
@@ -483,14 +488,29 @@ class PostgresStore:
         return await self._run("write to", run)
 
     async def claim_deliveries(
-        self, holder: str, at: datetime, lease: timedelta, limit: int = 10
+        self,
+        holder: str,
+        at: datetime,
+        lease: timedelta,
+        limit: int = 10,
+        skip: Sequence[tuple[str, str | None]] = (),
     ) -> list[Delivery]:
         _aware(at)
+        skipped = json.dumps(list(skip))
 
         async def run(conn: Conn) -> list[Delivery]:
-            rows = await conn.fetch(_CLAIM_DELIVERIES, holder, at, at + lease, limit)
+            rows = await conn.fetch(_CLAIM_DELIVERIES, holder, at, at + lease, limit, skipped)
             found = [Delivery(*r) for r in rows]
             return sorted(found, key=lambda d: (-d.priority, d.next_attempt_at, d.id))
+
+        return await self._run("write to", run)
+
+    async def renew_leases(self, holder: str, until: datetime) -> int:
+        _aware(until)
+
+        async def run(conn: Conn) -> int:
+            status = await conn.execute(queries.RENEW_LEASES, holder, until)
+            return int(status.rpartition(" ")[2])
 
         return await self._run("write to", run)
 
@@ -798,9 +818,11 @@ class PostgresStore:
             if item.first_human_reply_at is None or at < item.first_human_reply_at:
                 await conn.execute(queries.FIRST_HUMAN_REPLY, at, item.id)
             if item.conversation is not None:
+                urgent = int(item.emergency is not None)  # an emergency's reply goes first
                 await conn.execute(
                     queries.ENQUEUE,
-                    item.id, item.channel, item.conversation, "human", text, 0, at, item.thread,
+                    item.id, item.channel, item.conversation, "human", text, urgent, at,
+                    item.thread,
                 )  # fmt: skip
             return await self._found(conn, reference)
 

@@ -129,7 +129,9 @@ WHERE holder = $1 AND state = 'pending'"""
 OPT_OUT = """INSERT INTO senders (channel, sender, opted_out) VALUES ($1, $2, $3)
 ON CONFLICT (channel, sender) DO UPDATE SET opted_out = excluded.opted_out"""
 
-# The outbox. Claiming: $1 holder, $2 now, $3 lease until, $4 how many.
+# The outbox. Claiming: $1 holder, $2 now, $3 lease until, $4 how many, $5 the targets to skip
+# (a JSON list of [channel, recipient] pairs; a null recipient skips the whole channel): those
+# the claiming sender is busy with, so that a slow target's rows wait in the table, not in memory.
 DELIVERY = """id, message_id, channel, recipient, kind, text, priority, state, attempts,
     next_attempt_at, last_error, platform_message_id, created_at, sent_at, reply_to,
     (SELECT m.reference FROM messages m WHERE m.id = outbox.message_id)"""
@@ -138,9 +140,12 @@ ENQUEUE = f"""INSERT INTO outbox (message_id, channel, recipient, kind, text, pr
 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING {DELIVERY}"""
 DUE_DELIVERIES = """SELECT id FROM outbox
 WHERE state = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+    AND NOT EXISTS ({skipped})
 ORDER BY priority DESC, next_attempt_at, id LIMIT $4"""
 CLAIM_DELIVERIES = """UPDATE outbox SET holder = $1, lease_until = $3, attempts = attempts + 1
 WHERE id IN ({due}) RETURNING {columns}"""
+# A sender still sending (a slow target) keeps what it holds: its leases never run out under it.
+RENEW_LEASES = "UPDATE outbox SET lease_until = $2 WHERE holder = $1 AND state = 'pending'"
 # A send that happened is recorded whoever holds the row now; the others need the lease.
 DELIVERED = """UPDATE outbox SET state = 'sent', sent_at = $2, platform_message_id = $3,
     holder = NULL, lease_until = NULL, last_error = NULL

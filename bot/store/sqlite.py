@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import logging
 import queue
 import sqlite3
@@ -142,8 +143,12 @@ def _delivery(row: Sequence[Any]) -> Delivery:
 
 
 _ENQUEUE = _q(queries.ENQUEUE)
+_SKIPPED = """SELECT 1 FROM json_each($5) s WHERE json_extract(s.value, '$[0]') = outbox.channel
+    AND coalesce(json_extract(s.value, '$[1]'), outbox.recipient) = outbox.recipient"""
 _CLAIM_DELIVERIES = _q(
-    queries.CLAIM_DELIVERIES.format(due=queries.DUE_DELIVERIES, columns=queries.DELIVERY)
+    queries.CLAIM_DELIVERIES.format(
+        due=queries.DUE_DELIVERIES.format(skipped=_SKIPPED), columns=queries.DELIVERY
+    )
 )
 
 
@@ -687,9 +692,14 @@ class SQLiteStore:
         return await self._write(lambda conn: _delivery(conn.execute(_ENQUEUE, params).fetchone()))
 
     async def claim_deliveries(
-        self, holder: str, at: datetime, lease: timedelta, limit: int = 10
+        self,
+        holder: str,
+        at: datetime,
+        lease: timedelta,
+        limit: int = 10,
+        skip: Sequence[tuple[str, str | None]] = (),
     ) -> list[Delivery]:
-        params = (holder, to_text(at), to_text(at + lease), limit)
+        params = (holder, to_text(at), to_text(at + lease), limit, json.dumps(list(skip)))
 
         def run(conn: sqlite3.Connection) -> list[Delivery]:
             # Inside BEGIN IMMEDIATE: no other process can claim between the choice and the write.
@@ -697,6 +707,12 @@ class SQLiteStore:
             return sorted(rows, key=lambda d: (-d.priority, d.next_attempt_at, d.id))
 
         return await self._write(run)
+
+    async def renew_leases(self, holder: str, until: datetime) -> int:
+        params = (holder, to_text(until))
+        return int(
+            await self._write(lambda conn: conn.execute(_q(queries.RENEW_LEASES), params).rowcount)
+        )
 
     async def _changed(self, sql: str, params: tuple[Any, ...]) -> bool:
         return bool(await self._write(lambda conn: conn.execute(_q(sql), params).rowcount))
@@ -987,9 +1003,10 @@ class SQLiteStore:
             if item.first_human_reply_at is None or at < item.first_human_reply_at:
                 conn.execute(_FIRST_HUMAN_REPLY, (created, item.id))
             if item.conversation is not None:  # sent by the outbox, through its channel
+                urgent = int(item.emergency is not None)  # an emergency's reply goes first
                 conn.execute(
                     _ENQUEUE,
-                    (item.id, item.channel, item.conversation, "human", text, 0, created,
+                    (item.id, item.channel, item.conversation, "human", text, urgent, created,
                      item.thread),
                 )  # fmt: skip
             return _found(conn, reference)

@@ -2,13 +2,14 @@
 
 WebhookReceiver: Slack and Microsoft Teams incoming webhooks (POST /slack/<name>, /teams/<name>)
 that record each JSON body and fail on demand as the services do (429 with Retry-After, 5xx,
-404 for a deleted webhook). SmtpReceiver: an aiosmtpd SMTP server on the test's event loop
-that records each message and can refuse recipients.
+404 for a deleted webhook), or answer slowly. SmtpReceiver: an aiosmtpd SMTP server on the
+test's event loop that records each message and can refuse recipients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.posts: list[Post] = []
         self._failures: deque[tuple[int, str | None, str]] = deque()
+        self._slow: dict[str, float] = {}  # webhook name -> seconds before it answers
+        self._answer = asyncio.Event()
+        self.waiting: dict[str, int] = {}  # requests held now, by webhook name
+        self.most_waiting: dict[str, int] = {}  # the most held at once
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -46,12 +51,27 @@ class WebhookReceiver:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._answer.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
     def url(self, kind: str, name: str) -> str:
         """A webhook URL with a secret-looking path, as the real ones have."""
         return f"http://127.0.0.1:{self.port}/{kind}/{name}-T0SECRET-B0SECRET-xoxsecret"
+
+    def answer_after(self, name: str, seconds: float) -> None:
+        """Webhook `name` answers each post only after `seconds` (a slow or hung service), or
+        when answer_now() is called."""
+        self._slow[name] = seconds
+
+    def answer_now(self) -> None:
+        self._answer.set()
+
+    async def wait_for_waiting(self, name: str, count: int, seconds: float = 10.0) -> None:
+        """Until `count` posts to `name` are being held."""
+        async with asyncio.timeout(seconds):
+            while self.waiting.get(name, 0) < count:
+                await asyncio.sleep(0.01)
 
     def fail_next(self, status: int, retry_after: str | None = None, body: str = "") -> None:
         self._failures.append((status, retry_after, body))
@@ -62,6 +82,16 @@ class WebhookReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json()
+        name = request.match_info["name"].partition("-")[0]
+        if name in self._slow:
+            self.waiting[name] = self.waiting.get(name, 0) + 1
+            self.most_waiting[name] = max(self.most_waiting.get(name, 0), self.waiting[name])
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._slow[name]):
+                        await self._answer.wait()
+            finally:
+                self.waiting[name] -= 1
         if self._failures:
             status, retry_after, text = self._failures.popleft()
             self.posts.append(Post(request.path, body, status))

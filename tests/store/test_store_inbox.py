@@ -72,6 +72,21 @@ async def test_a_human_reply_goes_back_through_the_outbox_where_the_channel_can_
     assert kinds == [("auto", None), ("human", "jo")]
 
 
+async def test_the_teams_reply_to_an_emergency_is_sent_before_routine_replies(
+    store: Store,
+) -> None:
+    routine_chat = replace(message("t1", channel="telegram"), conversation="41")
+    routine = (await store.ingest(routine_chat, Decider())).item
+    urgent_chat = replace(message("t2", channel="telegram", sender="b"), conversation="42")
+    urgent = (await store.ingest(urgent_chat, Decider(emergency="gas"))).item
+    await store.claim_deliveries("drain", NOW, 60 * MINUTE)  # the automatic replies are held
+
+    await store.send_human_reply(routine.reference, "Your bin is booked", "jo", NOW)
+    await store.send_human_reply(urgent.reference, "An engineer is on the way", "jo", NOW)
+    claimed = await store.claim_deliveries("sender", NOW + 5 * MINUTE, MINUTE)
+    assert [(d.recipient, d.priority) for d in claimed] == [("42", 1), ("41", 0)]
+
+
 async def test_history_is_the_senders_other_messages_newest_first(store: Store) -> None:
     first = (await store.ingest(message("1", at=NOW), Decider())).item
     second = (await store.ingest(message("2", at=NOW + MINUTE), Decider())).item

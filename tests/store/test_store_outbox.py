@@ -221,3 +221,41 @@ async def test_a_sent_reply_the_platform_could_not_deliver_becomes_a_dead_letter
     assert not await store.not_delivered("whatsapp", "wamid.1", "twice")
     [dead] = await store.deliveries("dead")
     assert (dead.id, dead.last_error) == (d.id, "131026 Message undeliverable")
+
+
+async def test_a_claim_skips_the_targets_the_sender_is_busy_with(store: Store) -> None:
+    slow = [
+        await store.enqueue(Outgoing("slack", "SLOW", "alert", f"alert {n}", priority=1), NOW)
+        for n in range(3)
+    ]
+    other_route = await store.enqueue(Outgoing("slack", "WASTE", "alert", "alert"), NOW)
+    reply_to_chat = await store.enqueue(reply(1), NOW)
+    urgent_reply = await store.enqueue(reply(2, priority=1), NOW + MINUTE)
+    x_reply = await store.enqueue(Outgoing("x", "99", "auto", "Thanks"), NOW)
+    later = NOW + 2 * MINUTE
+
+    # Busy with slack:SLOW and with the whole of X: the rest, emergencies still first.
+    busy: list[tuple[str, str | None]] = [("slack", "SLOW"), ("x", None)]
+    claimed = await store.claim_deliveries("a", later, MINUTE, skip=busy)
+    assert [d.id for d in claimed] == [urgent_reply.id, other_route.id, reply_to_chat.id]
+    # What was skipped is still there for the next claim, in its order.
+    claimed = await store.claim_deliveries("b", later, MINUTE, limit=2)
+    assert [d.id for d in claimed] == [slow[0].id, slow[1].id]
+    assert [d.id for d in await store.claim_deliveries("c", later, MINUTE)] == [
+        slow[2].id,
+        x_reply.id,
+    ]
+
+
+async def test_a_sender_still_sending_renews_its_leases_and_keeps_them(store: Store) -> None:
+    first = await store.enqueue(reply(1), NOW)
+    await store.enqueue(reply(2), NOW)
+    await store.claim_deliveries("a", NOW, MINUTE)
+    # Near the end of the lease, "a" is still waiting on a slow platform: it renews.
+    assert await store.renew_leases("a", NOW + 3 * MINUTE) == 2
+    assert await store.renew_leases("nobody", NOW + 3 * MINUTE) == 0
+    assert await store.claim_deliveries("b", NOW + 2 * MINUTE, MINUTE) == []  # still a's
+    assert await store.delivered(first.id, NOW + 2 * MINUTE, "tg-1")
+    assert await store.renew_leases("a", NOW + 4 * MINUTE) == 1  # what it sent is not its now
+    [again] = await store.claim_deliveries("b", NOW + 4 * MINUTE, MINUTE)  # "a" died: b takes it
+    assert again.attempts == 2
