@@ -27,9 +27,9 @@ from aiohttp import web
 from bot.auth import SESSION_LENGTH, Session, TooManyAttempts, csrf_ok, log_in, session_for
 from bot.auth import token_hash as hash_token
 from bot.errors import StoreError
-from bot.language import detect_language
+from bot.language import welsh_or_none
 from bot.models import QueueItem, User
-from bot.web import STATE, Part, State, reply_parts
+from bot.web import STATE, State, reply_parts
 
 log = logging.getLogger("bot.inbox")
 
@@ -320,10 +320,10 @@ async def item_page(
             "item": item,
             "history": history,
             "replies": [
-                (r, said(r.text, item.language if r.kind == "auto" else None, state))
+                (r, reply_parts(r.text, item.language if r.kind == "auto" else None, state.triage))
                 for r in await store.replies(item.reference)
             ],
-            "lang_of": welsh_or_none,
+            "lang_of": welsh_or_none,  # to mark the citizen's Welsh lang="cy"
             "notes": await store.notes(item.reference),
             "names": by_username,
             "teams": [t.name for t in state.triage.rules.teams] + ["default"],
@@ -337,20 +337,6 @@ async def item_page(
         },
         status=status,
     )
-
-
-def said(text: str, language: str | None, state: State) -> list[Part]:
-    """A reply as the message's page shows it: Welsh marked lang="cy" (WCAG 3.1.2), and a
-    bilingual automatic reply as one block per language. `language`: the automatic reply's
-    language; None for a person's reply, whose language is read from its words."""
-    if language is None:
-        return [Part(welsh_or_none(text), text)]
-    return reply_parts(text, language, state.triage, "en")
-
-
-def welsh_or_none(text: str) -> str | None:
-    """ "cy" for a text that reads as Welsh, to mark it on an English page; else None."""
-    return "cy" if detect_language(text, ("en", "cy")) == "cy" else None
 
 
 def back_to(item: QueueItem, done: str) -> web.HTTPSeeOther:

@@ -57,6 +57,11 @@ def detect_language(text: str, languages: Sequence[str]) -> str:
     return "cy" if welsh > english else default
 
 
+def welsh_or_none(text: str) -> str | None:
+    """ "cy" for a text that reads as Welsh, to mark it so on an English page; else None."""
+    return "cy" if detect_language(text, ("en", "cy")) == "cy" else None
+
+
 def _counts(text: str) -> tuple[int, int]:
     """How many common Welsh words, and how many common English words, the text has."""
     lowered = text.lower().replace("\u2019", "'")

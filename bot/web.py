@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot import catalogue
 from bot.errors import BadRequest, StoreError
-from bot.language import split_bilingual
+from bot.language import split_bilingual, welsh_or_none
 from bot.metrics import Metrics, authorised
 from bot.models import Decision, Ingested, Message, QueueItem, SenderState
 from bot.store import Store
@@ -278,9 +278,8 @@ async def message_us(request: web.Request) -> web.Response:
             try:
                 result, triage = await ingest(state, fields, language if language != "en" else None)
                 context["result"] = answer(result.item, triage)
-                context["reply_parts"] = reply_parts(
-                    result.item.auto_reply or "", result.item.language, triage, language
-                )
+                reply = result.item.auto_reply or ""
+                context["reply_parts"] = reply_parts(reply, result.item.language, triage, language)
             except StoreError:
                 log.exception("store unavailable")
                 context["errors"]["text"] = _(
@@ -303,11 +302,20 @@ class Part:
     text: str
 
 
-def reply_parts(reply: str, language: str, triage: Triage, page_language: str) -> list[Part]:
+def reply_parts(
+    reply: str, language: str | None, triage: Triage, page_language: str = "en"
+) -> list[Part]:
     """A reply as blocks of one language each, each marked with its language when that is not
-    the page's (WCAG 3.1.2). A bilingual reply is split where its second language begins."""
+    the page's (WCAG 3.1.2). `language`: the automatic reply's; a bilingual one is split where
+    its second language begins. None: a person's reply, whose language is read from its words.
+    """
     rules = triage.rules
-    blocks = split_bilingual(reply, rules.languages) if rules.bilingual else [(language, reply)]
+    if language is None:
+        blocks = [(welsh_or_none(reply) or "en", reply)]
+    elif rules.bilingual:
+        blocks = split_bilingual(reply, rules.languages)
+    else:
+        blocks = [(language, reply)]
     return [Part(None if lang == page_language else lang, text) for lang, text in blocks]
 
 

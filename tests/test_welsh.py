@@ -267,3 +267,14 @@ def test_the_shipped_catalogue_is_complete_and_matches_the_template() -> None:
 
 def test_welsh_gaps_is_empty_for_the_welsh_example() -> None:
     assert welsh_gaps(load(WELSH_COUNCIL).rules) == []
+
+
+def test_welsh_on_an_english_page_is_marked(triage: Triage) -> None:
+    """A person's reply is marked by its words; an automatic one by the language it was made in."""
+    from bot.web import Part, reply_parts
+
+    welsh = "Diolch am eich neges. Bydd y tîm yn casglu'r biniau yfory."
+    assert reply_parts(welsh, None, triage) == [Part("cy", welsh)]
+    assert reply_parts("A crew will come by on Tuesday.", None, triage)[0].lang is None
+    assert reply_parts("Helo", "cy", triage) == [Part("cy", "Helo")]
+    assert reply_parts("Helo", "cy", triage, "cy") == [Part(None, "Helo")]
