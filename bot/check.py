@@ -12,7 +12,7 @@ import jinja2
 import jinja2.meta
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
-from bot import when
+from bot import catalogue, when
 from bot.config import Rules, load_rules
 from bot.durations import say_duration
 from bot.errors import Problem, RulesError
@@ -153,7 +153,7 @@ def _sample_contexts(triage: Triage, channel: str) -> list[dict[str, Any]]:
         for staffed in (True, False):
             out.append(
                 {
-                    "organisation": rules.name,
+                    "organisation": max((rules.name, rules.name_cy or ""), key=len),
                     "channel": channel,
                     "reference": "WWWW-WWWW",
                     "name": LONG_NAME,
@@ -221,7 +221,33 @@ def summary(triage: Triage, now: datetime) -> str:
     lines.append(f"  Redirects: {', '.join(c.name for c in rules.redirects) or 'none'}")
     lines.append(f"  Teams: {', '.join(c.name for c in rules.teams) or 'none'}")
     lines.extend(template_lines(triage))
+    if "cy" in rules.languages:
+        gaps = welsh_gaps(rules)
+        if gaps:
+            lines.append(
+                f"  Welsh strings missing ({len(gaps)}): Welsh pages and replies show the English"
+                " instead of each of these"
+            )
+            lines.extend(f"    {gap}" for gap in gaps)
+        else:
+            lines.append("  Welsh pages: at /cy/, every string in Welsh")
     return "\n".join(lines)
+
+
+def welsh_gaps(rules: Rules) -> list[Problem]:
+    """The Welsh a Welsh page or reply would need and does not have: the comms officer's own
+    wording in rules.toml, and the public pages' strings in the Welsh catalogue (.po)."""
+    where = str(rules.path)
+    gaps = []
+    if rules.name_cy is None:
+        gaps.append(
+            Problem(where, "", f"organisation.name_cy: not set; Welsh pages say {rules.name!r}")
+        )
+    for i, closure in enumerate(rules.closures, start=1):
+        if not closure.reason_cy:
+            said = f"Welsh replies say {closure.reason!r}"
+            gaps.append(Problem(where, "", f"closures[{i}].reason_cy: not set; {said}"))
+    return gaps + catalogue.missing("cy")
 
 
 def _wrapped(names: list[str]) -> str:

@@ -38,6 +38,7 @@ LANGUAGES = ("en", "cy")
 # `<name>` for a channel name. The README must mention each of these (tests/test_docs.py).
 KEYS: dict[str, str] = {
     "organisation.name": "The organisation's name, as replies say it.",
+    "organisation.name_cy": "The organisation's name in Welsh, for Welsh pages and replies.",
     "organisation.timezone": "IANA timezone of the staffed hours, e.g. Europe/London.",
     "organisation.bank_holidays": "Which bank holidays close the desk.",
     "organisation.languages": 'Reply languages, e.g. ["en"] or ["en", "cy"].',
@@ -207,6 +208,7 @@ class Rules:
     teams: tuple[Category, ...]
     alerts: AlertRules = AlertRules()
     costs: Costs = Costs()
+    name_cy: str | None = None  # the name on Welsh pages and in Welsh replies
     _schedules: dict[tuple[str | None, str | None], Schedule] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -216,6 +218,10 @@ class Rules:
         if spec not in self._calendars:
             self._calendars[spec] = load_bank_holidays(spec)
         return self._calendars[spec]
+
+    def name_in(self, language: str) -> str:
+        """The organisation's name as a page or reply in `language` says it."""
+        return self.name_cy if language == "cy" and self.name_cy else self.name
 
     def channel(self, name: str) -> ChannelRules:
         return self.channels.get(name) or ChannelRules(name)
@@ -429,6 +435,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         data.get("organisation", {}),
         (
             "name",
+            "name_cy",
             "timezone",
             "bank_holidays",
             "languages",
@@ -437,6 +444,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         ),
     )
     name = r.text(("organisation", "name"), org.get("name")) or "?"
+    name_cy = r.text(("organisation", "name_cy"), org.get("name_cy"), required=False)
     timezone = ZoneInfo("UTC")
     tz_name = r.text(("organisation", "timezone"), org.get("timezone", "Europe/London"))
     if tz_name:
@@ -576,6 +584,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         redirects=redirects,
         teams=teams,
         alerts=alerts,
+        name_cy=(name_cy or "").strip() or None,
         costs=costs,
     )
 

@@ -28,8 +28,9 @@ from bot import replying
 from bot.auth import SESSION_LENGTH, Session, TooManyAttempts, csrf_ok, log_in, session_for
 from bot.auth import token_hash as hash_token
 from bot.errors import StoreError
+from bot.language import welsh_or_none
 from bot.models import QueueItem, User
-from bot.web import STATE, State
+from bot.web import STATE, State, reply_parts
 
 log = logging.getLogger("bot.inbox")
 
@@ -319,7 +320,11 @@ async def item_page(
             "row": row(item, who.get(item.assigned_to) if item.assigned_to else None, state),
             "item": item,
             "history": history,
-            "replies": await store.replies(item.reference),
+            "replies": [
+                (r, reply_parts(r.text, item.language if r.kind == "auto" else None, state.triage))
+                for r in await store.replies(item.reference)
+            ],
+            "lang_of": welsh_or_none,  # to mark the citizen's Welsh lang="cy"
             "notes": await store.notes(item.reference),
             "names": by_username,
             "teams": [t.name for t in state.triage.rules.teams] + ["default"],

@@ -53,6 +53,17 @@ def detect_language(text: str, languages: Sequence[str]) -> str:
     default = languages[0] if languages else "en"
     if "cy" not in languages:
         return default
+    welsh, english = _counts(text)
+    return "cy" if welsh > english else default
+
+
+def welsh_or_none(text: str) -> str | None:
+    """ "cy" for a text that reads as Welsh, to mark it so on an English page; else None."""
+    return "cy" if detect_language(text, ("en", "cy")) == "cy" else None
+
+
+def _counts(text: str) -> tuple[int, int]:
+    """How many common Welsh words, and how many common English words, the text has."""
     lowered = text.lower().replace("\u2019", "'")
     welsh = english = 0
     for word in _WORD.findall(lowered):
@@ -61,4 +72,48 @@ def detect_language(text: str, languages: Sequence[str]) -> str:
         elif word in _ENGLISH:
             english += 1
     welsh += sum(lowered.count(e + " ") for e in _WELSH_ENDINGS)
-    return "cy" if welsh > english else default
+    return welsh, english
+
+
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
+
+def split_bilingual(reply: str, languages: Sequence[str]) -> list[tuple[str, str]]:
+    """A bilingual reply (each language's text in the order of `languages`, a blank line
+    between them) as (language, text) blocks, so a page can mark each with its language.
+
+    The reply is stored as one text, so the split is found again: of the blank lines between
+    paragraphs, the one where the paragraphs before read most as the first language and those
+    after as the second. A reply with no such place (one paragraph, or no Welsh or English
+    words) stays one block in the first language.
+    """
+    text = reply.strip()
+    if len(languages) != 2 or "cy" not in languages:
+        return [(languages[0] if languages else "en", text)]
+    paragraphs = _PARAGRAPH.split(text)
+    leans = []  # > 0: reads as the first language; < 0: as the second
+    for paragraph in paragraphs:
+        welsh, english = _counts(paragraph)
+        leans.append(welsh - english if languages[0] == "cy" else english - welsh)
+    best, best_score = 0, 0
+    for k in range(1, len(paragraphs)):
+        before, after = leans[:k], leans[k:]
+        if sum(before) <= 0 or sum(after) >= 0:
+            continue
+        score = sum(before) - sum(after)
+        if score > best_score:
+            best, best_score = k, score
+    if not best:
+        return [(languages[0], text)]
+    seps = _PARAGRAPH.findall(text)  # kept as written, so the blocks are the reply's own text
+    return [
+        (languages[0], _rejoin(paragraphs[:best], seps[: best - 1])),
+        (languages[1], _rejoin(paragraphs[best:], seps[best:])),
+    ]
+
+
+def _rejoin(paragraphs: list[str], seps: list[str]) -> str:
+    out = paragraphs[0]
+    for paragraph, sep in zip(paragraphs[1:], seps, strict=True):
+        out += sep + paragraph
+    return out

@@ -60,6 +60,9 @@ class Message:
     # post", "older than 24 hours"...), or None. Triage still decides everything else; no reply
     # is sent or recorded, and the sender's cooldown does not start.
     no_reply: str | None = None
+    # The language the sender chose (the Welsh form at /cy/): the reply is in it whatever words
+    # the message uses. None: triage reads the message to tell.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,7 +180,11 @@ class Triage:
         redirect = self.redirects.match(redirects) if redirects else None
         team = self.teams.match(teams) if teams else None
         team_name = team.category.name if team else None
-        language = self._language or detect_language(message.text, rules.languages)
+        language = (
+            message.language
+            if message.language in rules.languages
+            else self._language or detect_language(message.text, rules.languages)
+        )
 
         schedule, promise, _ = self._plan(message.channel, team_name)
         staffed, opens_at, reply_by = schedule.outlook(at, promise)
@@ -362,6 +366,7 @@ class Triage:
         """One language, or every language in the order of `languages` when bilingual."""
         if not self.rules.bilingual:  # the holiday and closure are already in this language
             context["language"] = language
+            context["organisation"] = self.rules.name_in(language)
             context["hours"], context["hours_short"] = self._hours_both(schedule, language)
             return self.responses.render(language, template, channel, context)
         return "\n\n".join(
@@ -378,6 +383,7 @@ class Triage:
         schedule: Schedule,
     ) -> str:
         context["language"] = language
+        context["organisation"] = self.rules.name_in(language)
         for key in ("holiday", "closure"):  # say the holiday or closure in this reply's language
             if context.get(key) is not None:
                 context[key] = schedule.closed_reason(context[key].day, language) or context[key]

@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from bot import catalogue
 from bot.errors import BadRequest, StoreError
+from bot.language import split_bilingual, welsh_or_none
 from bot.metrics import Metrics, authorised
 from bot.models import Decision, Ingested, Message, QueueItem, SenderState
 from bot.store import Store
@@ -34,12 +34,6 @@ MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
 MAX_FIELD = 200
 FIELDS = ("sender", "text", "id", "name")
-PAGES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "web_templates")),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 @dataclass
@@ -146,8 +140,13 @@ async def receive(state: State, message: Message) -> tuple[Ingested, Triage]:
     return result, triage
 
 
-async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Triage]:
-    """Store one web message with its decision; raise StoreError if the store is unavailable."""
+async def ingest(
+    state: State, fields: Mapping[str, str], language: str | None = None
+) -> tuple[Ingested, Triage]:
+    """Store one web message with its decision; raise StoreError if the store is unavailable.
+
+    `language`: the language of the page it was sent from, which the reply is in whatever
+    words the message uses (None: read from the message)."""
     message = Message(
         channel="web",
         platform_id=fields.get("id") or uuid.uuid4().hex,
@@ -155,6 +154,7 @@ async def ingest(state: State, fields: Mapping[str, str]) -> tuple[Ingested, Tri
         text=fields["text"],
         received_at=state.clock(),
         sender_name=(fields.get("name") or "").strip() or None,
+        language=language,
     )
     return await receive(state, message)
 
@@ -205,55 +205,124 @@ async def post_message(request: web.Request) -> web.Response:
     return web.json_response(answer(result.item, triage), status=202, headers=headers)
 
 
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+HOME = {"en": "/", "cy": "/cy/"}  # where each language's pages are
+HTML_LANG = {"en": "en-GB", "cy": "cy"}
+
+
+def form_errors(values: Mapping[str, str], _: Callable[[str], str]) -> dict[str, str]:
+    """What is wrong with the form, said in the page's language, field by field."""
+    errors: dict[str, str] = {}
+    if len(values["name"]) > MAX_FIELD:
+        errors["name"] = _("Your name must be %(limit)s characters or fewer.") % {
+            "limit": MAX_FIELD
+        }
+    if not values["sender"].strip():
+        errors["sender"] = _("Enter an email address or phone number so we can reply.")
+    elif len(values["sender"]) > MAX_FIELD:
+        errors["sender"] = _(
+            "Your email address or phone number must be %(limit)s characters or fewer."
+        ) % {"limit": MAX_FIELD}
+    if not values["text"].strip():
+        errors["text"] = _("Enter your message.")
+    elif len(values["text"]) > MAX_TEXT:
+        errors["text"] = _("Your message must be %(limit)s characters or fewer.") % {
+            "limit": MAX_TEXT
+        }
+    for key in ("name", "sender", "text", "id"):
+        if "\x00" in values[key]:
+            errors.setdefault("text" if key == "id" else key, _("Remove the unusual characters."))
+    return errors
+
+
 async def message_us(request: web.Request) -> web.Response:
-    """The public form. Works without JavaScript: a plain POST renders the reply."""
+    """The public form, in English at / and in Welsh at /cy/ (only when rules.toml names "cy").
+
+    Works without JavaScript: a plain POST renders the reply. A message sent from the Welsh
+    form is answered in Welsh, whatever words it uses.
+    """
     state = request.app[STATE]
-    context: dict[str, Any] = {"organisation": state.triage.rules.name, "values": {}, "errors": {}}
+    rules = state.triage.rules
+    language = "cy" if request.path.startswith("/cy") else "en"
+    if language not in rules.languages and language != "en":
+        raise web.HTTPNotFound()
+    _ = catalogue.gettext_for(language)
+    twin = next((lang for lang in rules.languages if lang != language and lang in HOME), None)
+    context: dict[str, Any] = {
+        "organisation": rules.name_in(language),
+        "html_lang": HTML_LANG[language],
+        "home": HOME[language],
+        "twin": {"href": HOME[twin], "lang": twin, "name": catalogue.NAMES[twin]} if twin else None,
+        "values": {},
+        "errors": {},
+    }
     status = 200
     if request.method == "POST":
         try:
             form: Mapping[str, Any] = await request.post()
         except (web.HTTPRequestEntityTooLarge, ValueError):
             form = {}
-            context["errors"]["text"] = "Your message is too long."
+            context["errors"]["text"] = _("Your message is too long.")
         values = {k: str(form.get(k, "")) for k in ("name", "sender", "text", "id")}
         context["values"] = values
         if str(form.get("website", "")):  # a hidden field only robots fill in
             return web.Response(status=204)
-        if not values["sender"].strip():
-            context["errors"]["sender"] = "Enter an email address or phone number so we can reply."
-        if not values["text"].strip() and not context["errors"].get("text"):
-            context["errors"]["text"] = "Enter your message."
-        elif len(values["text"]) > MAX_TEXT:
-            context["errors"]["text"] = f"Your message must be {MAX_TEXT} characters or fewer."
+        if not context["errors"]:
+            context["errors"] = form_errors(values, _)
         if not context["errors"]:
             fields = {k: v for k, v in values.items() if v.strip()}
             try:
-                result, triage = await ingest(state, fields)
+                result, triage = await ingest(state, fields, language if language != "en" else None)
                 context["result"] = answer(result.item, triage)
-            except BadRequest as exc:  # says which field: '"sender" is 201 characters long…'
-                field = next((k for k in ("sender", "name") if f'"{k}"' in str(exc)), "text")
-                context["errors"][field] = str(exc)
+                reply = result.item.auto_reply or ""
+                context["reply_parts"] = reply_parts(reply, result.item.language, triage, language)
             except StoreError:
                 log.exception("store unavailable")
-                context["errors"]["text"] = (
+                context["errors"]["text"] = _(
                     "Sorry, we could not take your message just now. Please try again in a minute."
                 )
                 status = 503
         if context["errors"] and status == 200:
             status = 422
     context["form_id"] = uuid.uuid4().hex
-    page = PAGES.get_template("message-us.html").render(context)
-    return web.Response(
-        text=page,
-        content_type="text/html",
-        status=status,
-        headers={
-            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        },
-    )
+    page = catalogue.pages(language).get_template("message-us.html").render(context)
+    return web.Response(text=page, content_type="text/html", status=status, headers=PAGE_HEADERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One language's block of a reply, as a page shows it: `lang` is None when it is the
+    page's own language (nothing to mark)."""
+
+    lang: str | None
+    text: str
+
+
+def reply_parts(
+    reply: str, language: str | None, triage: Triage, page_language: str = "en"
+) -> list[Part]:
+    """A reply as blocks of one language each, each marked with its language when that is not
+    the page's (WCAG 3.1.2). `language`: the automatic reply's; a bilingual one is split where
+    its second language begins. None: a person's reply, whose language is read from its words.
+    """
+    rules = triage.rules
+    if language is None:
+        blocks = [(welsh_or_none(reply) or "en", reply)]
+    elif rules.bilingual:
+        blocks = split_bilingual(reply, rules.languages)
+    else:
+        blocks = [(language, reply)]
+    return [Part(None if lang == page_language else lang, text) for lang, text in blocks]
+
+
+async def cy_home(request: web.Request) -> web.Response:
+    if "cy" not in request.app[STATE].triage.rules.languages:
+        raise web.HTTPNotFound()
+    raise web.HTTPPermanentRedirect("/cy/")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -299,6 +368,9 @@ def make_app(state: State) -> web.Application:
         app.router.add_get("/metrics", metrics)
     app.router.add_get("/", message_us)
     app.router.add_post("/", message_us)
+    app.router.add_get("/cy/", message_us)
+    app.router.add_post("/cy/", message_us)
+    app.router.add_get("/cy", cy_home)
     app.router.add_post("/api/messages", post_message)
     app.router.add_get("/healthz", healthz)
     from bot.inbox import add_routes  # here: bot.inbox imports this module

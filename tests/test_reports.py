@@ -170,6 +170,29 @@ async def test_the_html_is_one_file_that_needs_nothing_else(database: str, rules
     assert "@media print" in html
 
 
+async def test_the_busiest_hours_have_a_table_with_the_same_figures_as_the_chart(
+    database: str, rules: Rules
+) -> None:
+    """The heat map's counts are in its tooltips only; the table says the same (WCAG 1.1.1)."""
+    import re
+
+    html = to_html(await report_of(database, rules))
+    charted = {
+        (day, int(hour)): int(count)
+        for day, hour, count in re.findall(r"<title>(\w+) (\d\d):00: (\d+)</title>", html)
+    }
+    table = html[html.index('<table class="hours"') :]
+    table = table[: table.index("</table>")]
+    days = re.findall(r'<span class="visually-hidden">(\w+)</span>', table)
+    tabled = {}
+    for hour, cells in re.findall(r'<th scope="row">(\d\d):00</th>(.*?)</tr>', table):
+        for day, count in zip(days, re.findall(r"<td>(\d+)</td>", cells), strict=True):
+            tabled[(day, int(hour))] = int(count)
+    assert len(charted) == len(tabled) == 7 * 24
+    assert tabled == charted
+    assert sum(tabled.values()) > 0 and tabled[("Monday", 9)] == 1
+
+
 def test_contacts_problems_are_listed_by_line() -> None:
     text = (
         "date,channel,count\n"
