@@ -232,7 +232,7 @@ class MessengerChannel:
         return await self.graph.post(f"{comment_id}/{edge}", {"message": text})
 
     async def _private(self, delivery: Delivery) -> dict[str, Any]:
-        found = await last_message(self.state, delivery.message_id)
+        found = await last_message(self.state, delivery)
         now = self.state.clock()
         if delivery.recipient.startswith(COMMENT):
             commented_at = found[0].received_at if found else now

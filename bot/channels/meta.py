@@ -46,7 +46,7 @@ from aiohttp import web
 
 from bot.channels import SendFailed, TryLater, Undeliverable
 from bot.errors import HoldingReplyError, StoreError
-from bot.models import Outgoing, QueueItem, reference_for
+from bot.models import Delivery, Outgoing, QueueItem
 from bot.web import State
 from bot.windows import is_comment
 
@@ -338,12 +338,12 @@ class Alarm:
             pass
 
 
-async def last_message(state: State, message_id: int | None) -> tuple[QueueItem, datetime] | None:
+async def last_message(state: State, delivery: Delivery) -> tuple[QueueItem, datetime] | None:
     """The item a reply answers, and when its sender last wrote to us on its channel (comments
     do not count: they open no messaging window). None when the item is gone (erased)."""
-    if message_id is None:
+    if delivery.reference is None:
         return None
-    item = await state.store.get(reference_for(message_id))
+    item = await state.store.get(delivery.reference)
     if item is None:
         return None
     times = [

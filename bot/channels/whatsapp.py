@@ -198,7 +198,7 @@ class WhatsAppChannel:
                 template={"name": rules.template, "language": {"code": rules.template_language}},
             )
             return await self.graph.post(path, body)
-        found = await last_message(self.state, delivery.message_id)
+        found = await last_message(self.state, delivery)
         if found is None:
             raise Undeliverable("Not sent: the message it answers is no longer stored.")
         rule = window(self.name, found[1], self.state.clock(), human=delivery.kind == "human")
