@@ -298,6 +298,7 @@ def _row_json(row: Row) -> dict[str, Any]:
         "out_of_hours_share": _share(f.out_of_hours, f.messages),
         "emergencies": f.emergencies,
         "emergencies_share": _share(f.emergencies, f.messages),
+        "possible_emergencies": f.possible_emergencies,
         "redirects": f.redirects,
         "redirects_share": _share(f.redirects, f.messages),
         "answered": f.answered,
@@ -359,6 +360,7 @@ _CSV_COLUMNS = (
     ("out of hours %", "out_of_hours_share"),
     ("emergencies", "emergencies"),
     ("emergencies %", "emergencies_share"),
+    ("possible emergencies", "possible_emergencies"),
     ("redirects", "redirects"),
     ("redirects %", "redirects_share"),
     ("answered", "answered"),
@@ -466,7 +468,8 @@ def _percent(part: int, whole: int) -> str:
 def _figures_table(rows: Iterable[Row]) -> str:
     head = (
         "<tr><th>Group</th><th>Messages in</th><th>Automatic replies</th><th>Human replies</th>"
-        "<th>Out of hours</th><th>Emergencies</th><th>Redirects</th><th>Answered</th>"
+        "<th>Out of hours</th><th>Emergencies</th><th>Possible emergencies</th>"
+        "<th>Redirects</th><th>Answered</th>"
         "<th>First reply, median</th><th>90th percentile</th><th>Median, working time</th>"
         "<th>90th pct, working time</th><th>Promises kept</th></tr>"
     )
@@ -480,6 +483,7 @@ def _figures_table(rows: Iterable[Row]) -> str:
             f.human_replies,
             _percent(f.out_of_hours, f.messages),
             _percent(f.emergencies, f.messages),
+            f.possible_emergencies,
             _percent(f.redirects, f.messages),
             f.answered,
             duration(f.median_seconds),

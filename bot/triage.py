@@ -14,7 +14,7 @@ from bot.config import Category, Rules
 from bot.danger import danger
 from bot.durations import Promise
 from bot.language import detect_language, fixed_language
-from bot.models import Decision, Message, SenderState
+from bot.models import POSSIBLE, Decision, Message, SenderState
 from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
 from bot.schedule import ClosedDay, Schedule
@@ -59,7 +59,7 @@ def _firsts(closed: tuple[ClosedDay, ...]) -> tuple[ClosedDay | None, ClosedDay 
 
 class Match(NamedTuple):  # a NamedTuple: made for most messages, and faster to make
     category: Category
-    phrase: str
+    phrase: str  # what matched; for a possible emergency it starts with POSSIBLE
 
 
 class Matcher:
@@ -91,7 +91,9 @@ class Matcher:
         category = self.by_name.get(found[0]) or next(
             (c for c in self.categories if c.response == "emergency-999"), None
         )
-        return None if category is None else Match(category, found[1])
+        if category is None:
+            return None
+        return Match(category, found[1] if found[2] else POSSIBLE + found[1])
 
 
 class Triage:
@@ -383,6 +385,50 @@ class Triage:
                 context[key] = schedule.closed_reason(context[key].day, language) or context[key]
         context["hours"], context["hours_short"] = self._hours_both(schedule, language)
         return self.responses.render(language, template, channel, context)
+
+    def explain(self, text: str) -> list[str]:
+        """Why the message is or is not an emergency, and what else matched, in words for comms
+        staff (`python -m bot preview`)."""
+        prepared = prepare(text)
+        emergencies, redirects, teams = self.group.firsts(prepared)
+        phrase = self.emergencies.match(emergencies)
+        lines = []
+        if phrase is not None:
+            lines.append(
+                f'emergency "{phrase.category.name}": its phrase "{phrase.phrase}" in rules.toml'
+            )
+        elif (found := danger(prepared)) is not None:
+            name, words, certain = found
+            if certain:
+                lines.append(
+                    f'emergency "{name}": danger words "{words}" (bot/danger.py) with a sign that'
+                    " it is happening now, or two kinds of danger word together"
+                )
+            else:
+                lines.append(
+                    f'possible emergency "{name}": the danger word "{words}" without a sign that'
+                    " it is happening now; the reply leads with the emergency line and the team"
+                    " is alerted to read it at once"
+                )
+        else:
+            calm = prepared.marked.calm
+            lines.append(
+                "not an emergency: no [[emergency]] phrase and no danger words"
+                + (
+                    " (it reads as a past event, a joke or a hedge, which emergency phrases ignore)"
+                    if calm
+                    else " that count (a question about a service, a negation, a hypothetical or"
+                    " a figure of speech does not)"
+                )
+            )
+        for kind, matcher, found_ in (
+            ("redirect", self.redirects, redirects),
+            ("team", self.teams, teams),
+        ):
+            match = matcher.match(found_)
+            if match is not None:
+                lines.append(f'{kind} "{match.category.name}": its phrase "{match.phrase}"')
+        return lines
 
     def bio(self, channel: str, now: datetime) -> str:
         """The one-line profile text for a channel, in every language the rules name."""
