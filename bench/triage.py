@@ -80,6 +80,7 @@ def figures(part: str, lang: str, triage: Any, rows: list[dict[str, Any]], misse
     by_situation: Counter[str] = Counter()
     caught_by: Counter[str] = Counter()
     alarms: Counter[str] = Counter()
+    possible_alarms = 0
     others: Counter[str] = Counter()
     missed: list[str] = []
     raised: list[str] = []
@@ -103,6 +104,7 @@ def figures(part: str, lang: str, triage: Any, rows: list[dict[str, Any]], misse
             others[kind] += 1
             if hit:
                 alarms[kind] += 1
+                possible_alarms += maybe
                 why = f"{decision.emergency or 'possible'}: {decision.matched}"
                 raised.append(f"[{situation}] {row['text']}  <- {why}")
     routine = sum(others.values())
@@ -121,7 +123,9 @@ def figures(part: str, lang: str, triage: Any, rows: list[dict[str, Any]], misse
                       f"{caught_by[situation] / n:6.1%}{flag}")  # fmt: skip
     if routine:
         total = sum(alarms.values())
-        print(f"false alarms {total}/{routine} ({total / routine:.1%})", end="")
+        print(f"false alarms {total}/{routine} ({total / routine:.1%}), of which possible"
+              f" {possible_alarms}; certain emergencies only {total - possible_alarms}/{routine}"
+              f" ({(total - possible_alarms) / routine:.1%})", end="")  # fmt: skip
         print("".join(f"; {k} {alarms[k]}/{n}" for k, n in sorted(others.items())))
     if misses:
         for text in missed:

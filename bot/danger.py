@@ -352,3 +352,22 @@ def _progressive(p: Layout) -> set[int]:
             if k < len(words) and words[k].endswith("ing") and words[k] != "going":
                 out.add(p.clauses[i] // SENTENCE)
     return out
+
+
+def signs(prepared: Prepared) -> list[str]:
+    """Signs of the message's shape, for bot/urgency.py: told as a joke, hedge or past event
+    (#calm), asking about a service (#ask), something happening now (#now), about something
+    harmless (#quiet), a figure of speech taken out (#figure)."""
+    p = prepared.marked
+    out = ["#calm"] if p.calm else []
+    if _asking(p):
+        out.append("#ask")
+    if _found(p, _NOW, set()) or _progressive(p):
+        out.append("#now")
+    if _found(p, _QUIET, set()):
+        out.append("#quiet")
+    if "" in p.words:
+        out.append("#figure")
+    if p.muted:
+        out.append("#if")
+    return out

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from bot import when
 from bot.config import Category, Rules
-from bot.danger import danger
+from bot.danger import danger, signs
 from bot.durations import Promise
 from bot.language import detect_language, fixed_language
 from bot.models import POSSIBLE, Decision, Message, SenderState
@@ -19,6 +19,7 @@ from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
 from bot.schedule import ClosedDay, Schedule
 from bot.typical import NOTHING, Typical
+from bot.urgency import features, signals, urgency
 
 # Longest sender name a reply repeats back; a display name is not a place for an essay.
 NAME_LIMIT = 40
@@ -78,22 +79,44 @@ class Matcher:
         """What PhraseGroup.firsts found for this kind, as a Match."""
         return None if found is None else Match(self.categories[found[0]], found[1])
 
-    def danger(self, prepared: Prepared) -> Match | None:
-        """Danger words with signs that it is happening now, for when no phrase matched.
-
-        The built-in word lists name the shipped emergency categories; if the rules renamed
-        or removed one, the first category answered with emergency-999 stands in, so a danger
-        is never dropped for want of a name.
-        """
-        found = danger(prepared)
-        if found is None:
-            return None
-        category = self.by_name.get(found[0]) or next(
+    def named(self, name: str) -> Category | None:
+        """The category of this name; if the rules renamed or removed it, the first answered
+        with emergency-999 stands in, so a danger is never dropped for want of a name."""
+        return self.by_name.get(name) or next(
             (c for c in self.categories if c.response == "emergency-999"), None
         )
+
+    def decide(
+        self, prepared: Prepared, found: tuple[int, str] | None, welsh: bool
+    ) -> Match | None:
+        """The emergency, certain or possible, from the phrases of rules.toml, the built-in
+        danger words (bot/danger.py) and the learned weights (bot/urgency.py) together.
+
+        A phrase, or danger words with a sign that it is happening now, make an emergency unless
+        the weights read the message as ordinary ("our team is on fire this season"). Otherwise
+        the weights decide: high, an emergency; middling, a possible one.
+        """
+        phrase = self.match(found)
+        words = danger(prepared)
+        model = urgency()
+        said = signals(phrase and phrase.category.name, words, signs(prepared))
+        feats = features(prepared, said, welsh)
+        p = model.probability(feats)
+        limits = model.thresholds["cy" if welsh else "en"]
+        if phrase is not None or (words is not None and words[2]):
+            if p < limits["veto"]:
+                return None
+            if phrase is not None:
+                return phrase
+            category = self.named(words[0]) if words else None
+            return None if category is None or words is None else Match(category, words[1])
+        if p < limits["low"]:
+            return None
+        category = self.named((words and words[0]) or model.category(feats) or "")
         if category is None:
             return None
-        return Match(category, found[1] if found[2] else POSSIBLE + found[1])
+        why = model.telling(feats)
+        return Match(category, why if p >= limits["high"] else POSSIBLE + why)
 
 
 class Triage:
@@ -178,11 +201,11 @@ class Triage:
         rules = self.rules
         prepared = prepare(message.text)
         emergencies, redirects, teams = self.group.firsts(prepared)
-        emergency = self.emergencies.match(emergencies) or self.emergencies.danger(prepared)
+        language = self._language or detect_language(message.text, rules.languages)
+        emergency = self.emergencies.decide(prepared, emergencies, language == "cy")
         redirect = self.redirects.match(redirects) if redirects else None
         team = self.teams.match(teams) if teams else None
         team_name = team.category.name if team else None
-        language = self._language or detect_language(message.text, rules.languages)
 
         schedule, promise, _ = self._plan(message.channel, team_name)
         staffed, opens_at, reply_by = schedule.outlook(at, promise)
@@ -388,44 +411,49 @@ class Triage:
 
     def explain(self, text: str) -> list[str]:
         """Why the message is or is not an emergency, and what else matched, in words for comms
-        staff (`python -m bot preview`)."""
+        staff (`python -m bot preview`): the same steps as Matcher.decide, told."""
         prepared = prepare(text)
         emergencies, redirects, teams = self.group.firsts(prepared)
+        language = self._language or detect_language(text, self.rules.languages)
+        welsh = language == "cy"
         phrase = self.emergencies.match(emergencies)
+        words = danger(prepared)
+        model = urgency()
+        said = signals(phrase and phrase.category.name, words, signs(prepared))
+        feats = features(prepared, said, welsh)
+        reading = model.read(feats)
+        limits = model.thresholds["cy" if welsh else "en"]
         lines = []
         if phrase is not None:
-            lines.append(
-                f'emergency "{phrase.category.name}": its phrase "{phrase.phrase}" in rules.toml'
+            lines.append(f'the phrase "{phrase.phrase}" of emergency "{phrase.category.name}"')
+        if words is not None:
+            how = "with a sign that it is happening now" if words[2] else "alone"
+            lines.append(f'danger words "{words[1]}" of "{words[0]}" (bot/danger.py), {how}')
+        lines.append(f"the learned weights: it {reading.explain()}")
+        rule = phrase is not None or (words is not None and words[2])
+        p = reading.probability
+        if rule and p < limits["veto"]:
+            verdict = (
+                f"not an emergency: the words around it read as ordinary (below {limits['veto']})"
             )
-        elif (found := danger(prepared)) is not None:
-            name, words, certain = found
-            if certain:
-                lines.append(
-                    f'emergency "{name}": danger words "{words}" (bot/danger.py) with a sign that'
-                    " it is happening now, or two kinds of danger word together"
-                )
-            else:
-                lines.append(
-                    f'possible emergency "{name}": the danger word "{words}" without a sign that'
-                    " it is happening now; the reply leads with the emergency line and the team"
-                    " is alerted to read it at once"
-                )
+        elif rule:
+            verdict = "an emergency"
+        elif p >= limits["high"]:
+            verdict = f"an emergency: the weights are at or above {limits['high']}"
+        elif p >= limits["low"]:
+            verdict = (
+                f"a possible emergency: the weights are between {limits['low']} and"
+                f" {limits['high']}; the reply leads with the emergency line and the team is"
+                " alerted to read it at once"
+            )
         else:
-            calm = prepared.marked.calm
-            lines.append(
-                "not an emergency: no [[emergency]] phrase and no danger words"
-                + (
-                    " (it reads as a past event, a joke or a hedge, which emergency phrases ignore)"
-                    if calm
-                    else " that count (a question about a service, a negation, a hypothetical or"
-                    " a figure of speech does not)"
-                )
-            )
-        for kind, matcher, found_ in (
+            verdict = f"not an emergency: no phrase, and the weights are below {limits['low']}"
+        lines.insert(0, verdict)
+        for kind, matcher, found in (
             ("redirect", self.redirects, redirects),
             ("team", self.teams, teams),
         ):
-            match = matcher.match(found_)
+            match = matcher.match(found)
             if match is not None:
                 lines.append(f'{kind} "{match.category.name}": its phrase "{match.phrase}"')
         return lines
