@@ -19,7 +19,7 @@ from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
 from bot.schedule import ClosedDay, Schedule
 from bot.typical import NOTHING, Typical
-from bot.urgency import features, signals, urgency
+from bot.urgency import features, odds, signals, urgency
 
 # Longest sender name a reply repeats back; a display name is not a place for an essay.
 NAME_LIMIT = 40
@@ -97,26 +97,34 @@ class Matcher:
         the weights decide: high, an emergency; middling, a possible one.
         """
         phrase = self.match(found)
-        words = danger(prepared)
+        words = None if phrase else danger(prepared)  # a phrase says enough, and costs less
         model = urgency()
-        said = signals(phrase and phrase.category.name, words, signs(prepared))
+        said = signals(phrase and phrase.category.name, words, [])
         feats = features(prepared, said, welsh)
-        p = model.probability(feats)
+        score = model.score(feats)
         limits = model.thresholds["cy" if welsh else "en"]
-        if phrase is not None or (words is not None and words[2]):
-            if p < limits["veto"]:
+        rule = phrase is not None or (words is not None and words[2])
+        cuts: tuple[float, ...] = (
+            (odds(limits["veto"]),) if rule else (odds(limits["low"]), odds(limits["high"]))
+        )
+        if any(score + model.sign_loss < cut <= score + model.sign_gain for cut in cuts):
+            shape = signs(prepared)  # the signs can change the decision: work them out
+            feats += shape
+            score = model.score(feats)
+        if rule:
+            if score < cuts[0]:
                 return None
             if phrase is not None:
                 return phrase
             category = self.named(words[0]) if words else None
             return None if category is None or words is None else Match(category, words[1])
-        if p < limits["low"]:
+        if score < cuts[0]:
             return None
         category = self.named((words and words[0]) or model.category(feats) or "")
         if category is None:
             return None
         why = model.telling(feats)
-        return Match(category, why if p >= limits["high"] else POSSIBLE + why)
+        return Match(category, why if score >= cuts[1] else POSSIBLE + why)
 
 
 class Triage:
@@ -417,7 +425,7 @@ class Triage:
         language = self._language or detect_language(text, self.rules.languages)
         welsh = language == "cy"
         phrase = self.emergencies.match(emergencies)
-        words = danger(prepared)
+        words = None if phrase else danger(prepared)
         model = urgency()
         said = signals(phrase and phrase.category.name, words, signs(prepared))
         feats = features(prepared, said, welsh)

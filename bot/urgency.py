@@ -75,6 +75,21 @@ def signals(phrase: str | None, found: tuple[str, str, bool] | None, signs: list
     return out
 
 
+# The shape signs bot.danger.signs can give.
+SIGNS = ("#calm", "#ask", "#now", "#quiet", "#figure", "#if")
+
+
+def chance(score: float) -> float:
+    """A log-odds as a probability."""
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
+
+
+def odds(probability: float) -> float:
+    """A probability as a log-odds."""
+    p = min(max(probability, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """What the weights make of one message."""
@@ -104,11 +119,20 @@ class Urgency:
             for f, row in data["by_category"].items()
         }
 
-    def probability(self, found: list[str]) -> float:
-        """That the message is an emergency, as the weights estimate it: one look-up a feature."""
+        # how far the shape signs (bot.danger.signs) can move a score, up and down: a message
+        # whose decision they cannot change is decided without working them out
+        shape = [self.weights.get(f, 0.0) for f in SIGNS]
+        self.sign_gain = sum(w for w in shape if w > 0)
+        self.sign_loss = sum(w for w in shape if w < 0)
+
+    def score(self, found: list[str]) -> float:
+        """The log-odds that the message is an emergency: one look-up a feature."""
         get = self.weights.get
-        score = self.bias + sum([get(f, 0.0) for f in found])
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
+        return self.bias + sum([get(f, 0.0) for f in found])
+
+    def probability(self, found: list[str]) -> float:
+        """That the message is an emergency, as the weights estimate it."""
+        return chance(self.score(found))
 
     def category(self, found: list[str]) -> str | None:
         """The [[emergency]] name whose words the message shares most."""

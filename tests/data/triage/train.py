@@ -135,7 +135,7 @@ def rule_flags(data: list[dict[str, object]]) -> list[tuple[bool, bool, list[str
         triage = triages[str(row.get("lang", "en"))]
         prepared = prepare(str(row["text"]))
         match = triage.emergencies.match(triage.group.firsts(prepared)[0])
-        found = danger(prepared)
+        found = None if match else danger(prepared)  # as Matcher.decide does
         name = None if match is None else match.category.name
         out.append((match is not None, found is not None, signals(name, found, signs(prepared))))
     return out
@@ -178,7 +178,7 @@ def choose(probs: np.ndarray, y: np.ndarray, rule: np.ndarray, lang: str) -> dic
             low = float(t)
         if flagged[neg].mean() > CAP[lang]:
             capped = float(t) + 0.01
-    return {"high": high, "low": min(max(low, capped), high), "veto": veto}
+    return {"high": round(high, 2), "low": round(min(max(low, capped), high), 2), "veto": veto}
 
 
 def main() -> int:
