@@ -110,7 +110,7 @@ class Matcher:
         if any(score + model.sign_loss < cut <= score + model.sign_gain for cut in cuts):
             shape = signs(prepared)  # the signs can change the decision: work them out
             feats += shape
-            score = model.score(feats)
+            score += sum([model.weights.get(f, 0.0) for f in shape])
         if rule:
             if score < cuts[0]:
                 return None

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,12 @@ def features(prepared: Prepared, signals: Iterable[str] = (), welsh: bool = Fals
     out = [s for s in stems if s not in _SKIP and s not in _NEUTRAL]
     if welsh:
         out.extend("cy:" + r for s in out[:] if len(s) > 3 for r in radicals(s))
+    out += [
+        f"{a} {b}"
+        for a, b in pairwise(stems)  # a pair across a break has "", "." or "," in it
+        if a not in _SKIP and b not in _SKIP and not (a in _NEUTRAL and b in _NEUTRAL)
+    ]
     out.extend(signals)
-    previous = ""
-    for s in stems:
-        if s in _SKIP:
-            previous = ""
-            continue
-        if previous and not (previous in _NEUTRAL and s in _NEUTRAL):
-            out.append(previous + " " + s)
-        previous = s
     return out
 
 
