@@ -113,8 +113,7 @@ class Urgency:
         self.categories: list[str] = data["categories"]
         # feature -> (category index, weight) for the weights that count
         self.by_category: dict[str, tuple[tuple[int, float], ...]] = {
-            f: tuple((i, w) for i, w in enumerate(row) if abs(w) >= 0.05)
-            for f, row in data["by_category"].items()
+            f: tuple((i, w) for i, w in row) for f, row in data["by_category"].items()
         }
 
         # how far the shape signs (bot.danger.signs) can move a score, up and down: a message

@@ -220,8 +220,8 @@ def main() -> int:
                      len(names))  # fmt: skip
     inverse = {i: f for f, i in vocab.items()}
     weights = {inverse[i]: round(float(v), 3) for i, v in enumerate(w) if abs(v) >= 0.01}
-    by_category = {
-        inverse[i]: [round(float(v), 2) for v in row]
+    by_category = {  # sparse: (category, weight) for the weights that count
+        inverse[i]: [[k, round(float(v), 2)] for k, v in enumerate(row) if abs(round(v, 2)) >= 0.05]
         for i, row in enumerate(cw)
         if np.abs(row).max() >= 0.1
     }
