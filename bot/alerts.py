@@ -507,9 +507,11 @@ def _upper_first(text: str) -> str:
 
 def emergency_text(rules: Rules, item: QueueItem, now: datetime) -> str:
     team = f", team {item.team}" if item.team else ""
+    what = "POSSIBLE EMERGENCY" if item.possible else "EMERGENCY"
     return "\n".join(
         [
-            f"EMERGENCY ({item.emergency}): message {item.reference} on {item.channel}",
+            f"{what} ({item.emergency}): message {item.reference} on {item.channel}",
+            *(["Not certainly an emergency: please read it now."] if item.possible else []),
             f"Received {_at(rules, item.received_at)}{team}.{_excerpt(rules, item)}",
             f"{_upper_first(_reply_by(rules, item, now))}: the time the resident was promised.",
             f"The automatic reply gave the emergency advice ({item.template or 'none'}).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import tomllib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from bot import catalogue, when
 from bot.config import Rules, load_rules
 from bot.durations import say_duration
 from bot.errors import Problem, RulesError
+from bot.phrases import PhraseSet, Prepared, phrase_problem, prepare
 from bot.responses import CHANNEL_LIMITS, REQUIRED, VARIABLES, Responses, sample_moments
 from bot.schedule import ClosedDay
 from bot.triage import NAME_LIMIT, Triage
@@ -285,3 +287,64 @@ def template_lines(triage: Triage) -> list[str]:
         )
         lines.append(_wrapped(shipped))
     return lines
+
+
+# Ordinary messages (not emergencies, none of them a hard case) from the tuning part of the
+# triage corpus, one a line: a phrase that matches many of them is too broad.
+ORDINARY = Path(__file__).parent / "data" / "ordinary-messages.txt"
+KINDS = (("emergency", True), ("redirect", False), ("team", False))
+
+
+def ordinary_messages() -> list[Prepared]:
+    return [prepare(line) for line in ORDINARY.read_text(encoding="utf-8").splitlines() if line]
+
+
+def phrase_warnings(path: str | os.PathLike[str]) -> list[str]:
+    """Phrases of rules.toml that can never match, or that match too many ordinary messages.
+
+    Advice for `check`, not errors: the rules still load. A phrase can never match when its
+    own category's `unless` cancels it, or when what it says is always read as harmless (a past
+    event, a figure of speech, a topic such as "fire safety"). An emergency phrase is too broad
+    when it matches 1% or more of the ordinary messages (and at least 3); a redirect or team
+    phrase when it matches a quarter of them.
+    """
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    ordinary = ordinary_messages()
+    having: dict[str, set[int]] = {}  # look-up key -> the ordinary messages that have it
+    for n, message in enumerate(ordinary):
+        for key in message.keys:
+            having.setdefault(key, set()).add(n)
+    out = []
+    for kind, emergency in KINDS:
+        entries = data.get(kind)
+        for entry in entries if isinstance(entries, list) else ():
+            name, unless = entry.get("name", "?"), entry.get("unless", ())
+            cancels = PhraseSet(unless, emergency=False) if unless else None
+            for phrase in entry.get("phrases", ()):
+                if not isinstance(phrase, str) or phrase_problem(phrase):
+                    continue  # an error, which load() reports
+                alone = PhraseSet([phrase], emergency=emergency)
+                itself = prepare(phrase)
+                where = f'{kind} "{name}": phrase "{phrase}"'
+                if alone.find(itself) is None:
+                    out.append(
+                        f"{where} does not match a message that says just it: it is read as"
+                        " harmless (a question, a past event, a figure of speech, a negation or"
+                        " a topic)"
+                    )
+                    continue
+                if cancels is not None and cancels.find(itself) is not None:
+                    out.append(f"{where} can never match: its own `unless` cancels it")
+                    continue
+                if alone.always:
+                    maybe: set[int] = set(range(len(ordinary)))
+                else:
+                    maybe = set().union(*(having.get(k, ()) for k in alone.keys))
+                hits = sum(1 for n in maybe if alone.find(ordinary[n]) is not None)
+                limit = max(3, len(ordinary) / 100) if emergency else len(ordinary) / 4
+                if ordinary and hits >= limit:
+                    out.append(
+                        f"{where} matches {hits} of {len(ordinary)} ordinary messages: make it"
+                        " longer or add an `unless`"
+                    )
+    return out

@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import when
-from bot.check import load, rules_path, summary
+from bot.check import load, phrase_warnings, rules_path, summary
 from bot.config import CHANNELS, load_rules
 from bot.durations import ParseError, Promise, parse_promise
 from bot.errors import HoldingReplyError, RulesError, StoreError
@@ -45,8 +45,11 @@ PREVIEW_REFERENCE = "PREV-IEW0"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    triage = load(rules_path(args.rules))
+    path = rules_path(args.rules)
+    triage = load(path)
     print(summary(triage, datetime.now(UTC)))
+    for warning in phrase_warnings(path):
+        print(f"  warning: {warning}")
     return 0
 
 
@@ -79,6 +82,8 @@ def preview_one(
         "language": decision.language,
         "template": decision.template,
         "reply": decision.reply,
+        "possible": decision.possible,
+        "why": triage.explain(text),
     }
 
 
@@ -107,6 +112,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
             print("  reply by:  never (no staffed hours are scheduled)")
         for key in ("emergency", "redirect", "team", "matched", "language", "template"):
             print(f"  {key + ':':<10} {result[key] if result[key] is not None else '-'}")
+        for n, line in enumerate(result["why"]):
+            print(f"  {'why:' if n == 0 else '':<10} {line}")
         print("  reply:")
         for line in (result["reply"] or "").splitlines():
             print(f"    {line}")

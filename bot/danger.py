@@ -145,6 +145,10 @@ CONCEPTS: dict[str, dict[str, str]] = {
     },
 }
 
+# Kinds of danger word that, alone, make a possible emergency: answered with the emergency line
+# and alerted, for a person to look at at once.
+POSSIBLE = frozenset({"end", "breathing", "conscious", "fit", "weapon", "violence", "threat"})
+
 # Signs that it is happening now, anywhere in the sentence ("a_b" is two words in a row).
 NOW = (
     "now right_now currently at_the_moment as_we_speak tonight help quick quickly hurry urgent"
@@ -286,9 +290,11 @@ def _needed(prepared: Prepared) -> bool:
     return False
 
 
-def danger(prepared: Prepared) -> tuple[str, str] | None:
-    """(emergency name as in rules.toml, the words that made it one), or None.
+def danger(prepared: Prepared) -> tuple[str, str, bool] | None:
+    """(emergency name as in rules.toml, the words that made it one, certain), or None.
 
+    Certain: a danger word with a sign that it is happening now, or two kinds of word of the
+    same emergency in a sentence. Not certain (a possible emergency): a danger word alone.
     For a message no [[emergency]] phrase matched; cheap when the message has no danger word.
     """
     if not _needed(prepared):
@@ -313,6 +319,7 @@ def danger(prepared: Prepared) -> tuple[str, str] | None:
     quiet = _found(p, _QUIET, used) | _asking(p)
     now: set[int] | None = None
     best: tuple[int, str, str] | None = None
+    maybe: tuple[str, str] | None = None  # the first danger word alone, for a possible one
     for sentence, text, (name, kind, level) in hits:
         if sentence in quiet or (best is not None and _ORDER[name] >= best[0]):
             continue
@@ -320,6 +327,8 @@ def danger(prepared: Prepared) -> tuple[str, str] | None:
         if not level:
             now = _found(p, _NOW, used) | _progressive(p) if now is None else now
             said = text if now & {sentence - 1, sentence, sentence + 1} else None
+            if said is None and maybe is None and kind in POSSIBLE:
+                maybe = (name, text)
         if said is None:
             said = next(
                 (f"{text} + {h[1]}" for h in hits
@@ -329,7 +338,9 @@ def danger(prepared: Prepared) -> tuple[str, str] | None:
             )  # fmt: skip
         if said is not None:
             best = (_ORDER[name], name, said)
-    return None if best is None else (best[1], best[2])
+    if best is not None:
+        return best[1], best[2], True
+    return None if maybe is None else (maybe[0], maybe[1], False)
 
 
 def _progressive(p: Layout) -> set[int]:
@@ -340,4 +351,23 @@ def _progressive(p: Layout) -> set[int]:
         for k in (i + 1, i + 2):
             if k < len(words) and words[k].endswith("ing") and words[k] != "going":
                 out.add(p.clauses[i] // SENTENCE)
+    return out
+
+
+def signs(prepared: Prepared) -> list[str]:
+    """Signs of the message's shape, for bot/urgency.py: told as a joke, hedge or past event
+    (#calm), asking about a service (#ask), something happening now (#now), about something
+    harmless (#quiet), a figure of speech taken out (#figure)."""
+    p = prepared.marked
+    out = ["#calm"] if p.calm else []
+    if _asking(p):
+        out.append("#ask")
+    if _found(p, _NOW, set()) or _progressive(p):
+        out.append("#now")
+    if _found(p, _QUIET, set()):
+        out.append("#quiet")
+    if "" in p.words:
+        out.append("#figure")
+    if p.muted:
+        out.append("#if")
     return out

@@ -74,6 +74,11 @@ class SenderState:
     opted_out: bool = False
 
 
+# How `matched` starts for a possible emergency: danger words without a sign that it is
+# happening now, or with only half of what makes it certain (bot/danger.py).
+POSSIBLE = "possible: "
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What triage decided for one message. Pure data: acting on it is someone else's job."""
@@ -89,6 +94,12 @@ class Decision:
     reply: str | None
     matched: str | None = None  # the phrase that set emergency, redirect or team
     held_back: str | None = None  # why no reply: "cooldown", "opted-out" or Message.no_reply
+
+    @property
+    def possible(self) -> bool:
+        """A possible emergency: answered and alerted as one, for a person to look at at once.
+        Said by `matched`, which is stored, so the queue and reports know it too."""
+        return self.matched is not None and self.matched.startswith(POSSIBLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,7 @@ class QueueItem:
     thread: str | None = None  # the platform message a reply sits under
     assigned_to: int | None = None  # the user who claimed it
     held_back: str | None = None  # why no automatic reply was sent (Decision.held_back)
+    possible: bool = False  # a possible emergency (Decision.possible); emergency names it
 
 
 def new_item(item_id: int, reference: str, message: Message, decision: Decision) -> QueueItem:
@@ -143,6 +155,7 @@ def new_item(item_id: int, reference: str, message: Message, decision: Decision)
         conversation=message.conversation,
         thread=message.thread,
         held_back=d.held_back,
+        possible=d.possible,
     )
 
 

@@ -11,14 +11,15 @@ from typing import Any, NamedTuple
 
 from bot import when
 from bot.config import Category, Rules
-from bot.danger import danger
+from bot.danger import danger, signs
 from bot.durations import Promise
 from bot.language import detect_language, fixed_language
-from bot.models import Decision, Message, SenderState
+from bot.models import POSSIBLE, Decision, Message, SenderState
 from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
 from bot.schedule import ClosedDay, Schedule
 from bot.typical import NOTHING, Typical
+from bot.urgency import features, odds, signals, urgency
 
 # Longest sender name a reply repeats back; a display name is not a place for an essay.
 NAME_LIMIT = 40
@@ -59,7 +60,7 @@ def _firsts(closed: tuple[ClosedDay, ...]) -> tuple[ClosedDay | None, ClosedDay 
 
 class Match(NamedTuple):  # a NamedTuple: made for most messages, and faster to make
     category: Category
-    phrase: str
+    phrase: str  # what matched; for a possible emergency it starts with POSSIBLE
 
 
 class Matcher:
@@ -78,20 +79,52 @@ class Matcher:
         """What PhraseGroup.firsts found for this kind, as a Match."""
         return None if found is None else Match(self.categories[found[0]], found[1])
 
-    def danger(self, prepared: Prepared) -> Match | None:
-        """Danger words with signs that it is happening now, for when no phrase matched.
-
-        The built-in word lists name the shipped emergency categories; if the rules renamed
-        or removed one, the first category answered with emergency-999 stands in, so a danger
-        is never dropped for want of a name.
-        """
-        found = danger(prepared)
-        if found is None:
-            return None
-        category = self.by_name.get(found[0]) or next(
+    def named(self, name: str) -> Category | None:
+        """The category of this name; if the rules renamed or removed it, the first answered
+        with emergency-999 stands in, so a danger is never dropped for want of a name."""
+        return self.by_name.get(name) or next(
             (c for c in self.categories if c.response == "emergency-999"), None
         )
-        return None if category is None else Match(category, found[1])
+
+    def decide(
+        self, prepared: Prepared, found: tuple[int, str] | None, welsh: bool
+    ) -> Match | None:
+        """The emergency, certain or possible, from the phrases of rules.toml, the built-in
+        danger words (bot/danger.py) and the learned weights (bot/urgency.py) together.
+
+        A phrase, or danger words with a sign that it is happening now, make an emergency unless
+        the weights read the message as ordinary ("our team is on fire this season"). Otherwise
+        the weights decide: high, an emergency; middling, a possible one.
+        """
+        phrase = self.match(found)
+        words = None if phrase else danger(prepared)  # a phrase says enough, and costs less
+        model = urgency()
+        said = signals(phrase and phrase.category.name, words, [])
+        feats = features(prepared, said, welsh)
+        score = model.score(feats)
+        limits = model.thresholds["cy" if welsh else "en"]
+        rule = phrase is not None or (words is not None and words[2])
+        cuts: tuple[float, ...] = (
+            (odds(limits["veto"]),) if rule else (odds(limits["low"]), odds(limits["high"]))
+        )
+        if any(score + model.sign_loss < cut <= score + model.sign_gain for cut in cuts):
+            shape = signs(prepared)  # the signs can change the decision: work them out
+            feats += shape
+            score += sum([model.weights.get(f, 0.0) for f in shape])
+        if rule:
+            if score < cuts[0]:
+                return None
+            if phrase is not None:
+                return phrase
+            category = self.named(words[0]) if words else None
+            return None if category is None or words is None else Match(category, words[1])
+        if score < cuts[0]:
+            return None
+        category = self.named((words and words[0]) or model.category(feats) or "")
+        if category is None:
+            return None
+        why = model.telling(feats)
+        return Match(category, why if score >= cuts[1] else POSSIBLE + why)
 
 
 class Triage:
@@ -176,15 +209,15 @@ class Triage:
         rules = self.rules
         prepared = prepare(message.text)
         emergencies, redirects, teams = self.group.firsts(prepared)
-        emergency = self.emergencies.match(emergencies) or self.emergencies.danger(prepared)
-        redirect = self.redirects.match(redirects) if redirects else None
-        team = self.teams.match(teams) if teams else None
-        team_name = team.category.name if team else None
         language = (
             message.language
             if message.language in rules.languages
             else self._language or detect_language(message.text, rules.languages)
         )
+        emergency = self.emergencies.decide(prepared, emergencies, language == "cy")
+        redirect = self.redirects.match(redirects) if redirects else None
+        team = self.teams.match(teams) if teams else None
+        team_name = team.category.name if team else None
 
         schedule, promise, _ = self._plan(message.channel, team_name)
         staffed, opens_at, reply_by = schedule.outlook(at, promise)
@@ -389,6 +422,55 @@ class Triage:
                 context[key] = schedule.closed_reason(context[key].day, language) or context[key]
         context["hours"], context["hours_short"] = self._hours_both(schedule, language)
         return self.responses.render(language, template, channel, context)
+
+    def explain(self, text: str) -> list[str]:
+        """Why the message is or is not an emergency, and what else matched, in words for comms
+        staff (`python -m bot preview`): the same steps as Matcher.decide, told."""
+        prepared = prepare(text)
+        emergencies, redirects, teams = self.group.firsts(prepared)
+        language = self._language or detect_language(text, self.rules.languages)
+        welsh = language == "cy"
+        phrase = self.emergencies.match(emergencies)
+        words = None if phrase else danger(prepared)
+        model = urgency()
+        said = signals(phrase and phrase.category.name, words, signs(prepared))
+        feats = features(prepared, said, welsh)
+        reading = model.read(feats)
+        limits = model.thresholds["cy" if welsh else "en"]
+        lines = []
+        if phrase is not None:
+            lines.append(f'the phrase "{phrase.phrase}" of emergency "{phrase.category.name}"')
+        if words is not None:
+            how = "with a sign that it is happening now" if words[2] else "alone"
+            lines.append(f'danger words "{words[1]}" of "{words[0]}" (bot/danger.py), {how}')
+        lines.append(f"the learned weights: it {reading.explain()}")
+        rule = phrase is not None or (words is not None and words[2])
+        p = reading.probability
+        if rule and p < limits["veto"]:
+            verdict = (
+                f"not an emergency: the words around it read as ordinary (below {limits['veto']})"
+            )
+        elif rule:
+            verdict = "an emergency"
+        elif p >= limits["high"]:
+            verdict = f"an emergency: the weights are at or above {limits['high']}"
+        elif p >= limits["low"]:
+            verdict = (
+                f"a possible emergency: the weights are between {limits['low']} and"
+                f" {limits['high']}; the reply leads with the emergency line and the team is"
+                " alerted to read it at once"
+            )
+        else:
+            verdict = f"not an emergency: no phrase, and the weights are below {limits['low']}"
+        lines.insert(0, verdict)
+        for kind, matcher, found in (
+            ("redirect", self.redirects, redirects),
+            ("team", self.teams, teams),
+        ):
+            match = matcher.match(found)
+            if match is not None:
+                lines.append(f'{kind} "{match.category.name}": its phrase "{match.phrase}"')
+        return lines
 
     def bio(self, channel: str, now: datetime) -> str:
         """The one-line profile text for a channel, in every language the rules name."""

@@ -145,6 +145,22 @@ async def test_an_emergency_goes_at_once_to_the_team_on_duty(harness: Harness) -
     assert len(await harness.alerts("sent")) == 2
 
 
+async def test_a_possible_emergency_is_alerted_at_once_and_says_it_is_possible(
+    harness: Harness,
+) -> None:
+    """Danger read between the lines, not certainly: the team on duty is asked to read it now."""
+    text = "my dad is acting really strange and keeps being sick"
+    reference = await harness.message(text)
+    item = await harness.state.store.get(reference)
+    assert item is not None and item.possible and item.emergency is not None
+    assert item.template is not None and item.template.startswith("emergency-")
+    assert await harness.alerter.once() == 2
+    await harness.send_all()
+    [group] = [m for m in harness.telegram.sent if m["chat_id"] == STAFF_GROUP]
+    assert group["text"].startswith(f"POSSIBLE EMERGENCY ({item.emergency}): message {reference}")
+    assert "Not certainly an emergency: please read it now." in group["text"]
+
+
 async def test_three_messages_for_a_team_make_one_alert_and_the_next_batch_waits(
     harness: Harness,
 ) -> None:

@@ -205,3 +205,36 @@ def test_queue_with_an_unusable_database_url_says_so() -> None:
     result = run("queue", env={"DATABASE_URL": "mysql://localhost/db"})
     assert result.returncode == 1
     assert "DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_preview_says_why_it_is_or_is_not_an_emergency() -> None:
+    urgent = run("preview", "--json", "my husband has collapsed and is not breathing")
+    assert urgent.returncode == 0, urgent.stderr
+    why = json.loads(urgent.stdout)["why"]
+    assert why[0] == "an emergency"
+    assert any('of emergency "medical"' in line for line in why)
+    assert any("the learned weights" in line for line in why)
+    calm = run("preview", "when is the tip open on sundays")
+    assert calm.returncode == 0, calm.stderr
+    assert "why:       not an emergency" in calm.stdout
+
+
+def test_check_warns_about_phrases_that_never_match_or_match_too_much(tmp_path: Path) -> None:
+    rules = (ROOT / "rules.toml").read_text(encoding="utf-8")
+    rules = rules.replace(
+        'phrases = [\n    "cable down",',
+        'phrases = [\n    "road", "fire last week", "cable down",',
+        1,
+    )
+    rules = rules.replace('unless = ["coastguard station",', 'unless = ["overboard",', 1)
+    (tmp_path / "responses").symlink_to(ROOT / "responses")
+    path = tmp_path / "rules.toml"
+    path.write_text(rules, encoding="utf-8")
+    result = run("check", "--rules", str(path))
+    assert result.returncode == 0, result.stderr  # warnings, not errors
+    out = result.stdout
+    assert 'warning: emergency "power": phrase "road" matches' in out
+    assert 'warning: emergency "power": phrase "fire last week" does not match' in out
+    assert 'phrase "man overboard" can never match: its own `unless` cancels it' in out
+    clean = run("check")
+    assert "warning:" not in clean.stdout

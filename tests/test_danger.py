@@ -77,6 +77,7 @@ def test_it_says_which_words_made_it_an_emergency() -> None:
     assert danger(prepare("husband has a crushing feeling in his chest")) == (
         "medical",
         "husband + crushing",
+        True,
     )
 
 

@@ -57,13 +57,14 @@ class Figures:
     group: str  # "all", a channel, or a team ("default": messages no team claimed)
     messages: int = 0
     out_of_hours: int = 0  # arrived when nobody was at the desk (staffed false)
-    emergencies: int = 0
+    emergencies: int = 0  # certain ones; possible emergencies are counted apart
     redirects: int = 0
     auto_replies: int = 0  # replies sent in the range, whenever their message arrived
     human_replies: int = 0
     answered: int = 0  # has a first human reply
     with_promise: int = 0  # has a reply_by
     promises_kept: int = 0  # first human reply at or before reply_by
+    possible_emergencies: int = 0  # answered and alerted as emergencies, not certainly ones
     median_seconds: float | None = None  # first human reply, clock time (percentile_cont)
     p90_seconds: float | None = None
 
@@ -396,9 +397,9 @@ def collect_figures(
                 values[name] = values.get(name, 0) + count
 
     names = ("messages", "out_of_hours", "emergencies", "redirects", "answered", "with_promise",
-             "promises_kept")  # fmt: skip
+             "promises_kept", "possible_emergencies")  # fmt: skip
     for row in messages:
-        add(row[0], row[1], {n: int(v or 0) for n, v in zip(names, row[2:9], strict=True)})
+        add(row[0], row[1], {n: int(v or 0) for n, v in zip(names, row[2:10], strict=True)})
     for row in replies:
         add(row[0], row[1], {"auto_replies": int(row[2]), "human_replies": int(row[3])})
     for by, group, median, p90 in percentiles:

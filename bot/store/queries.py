@@ -24,7 +24,7 @@ ITEM = """SELECT m.id, m.reference, m.channel, m.platform_id, m.sender, m.sender
     (SELECT r.text FROM replies r WHERE r.message_id = m.id AND r.kind = 'auto'
      ORDER BY r.id LIMIT 1),
     m.done_at, m.done_by, m.first_human_reply_at, m.conversation, m.thread, m.assigned_to,
-    m.held_back
+    m.held_back, COALESCE(m.matched LIKE 'possible:%', FALSE)
 FROM messages m"""
 # Most overdue first: open before done, emergencies first, then reply_by (none last).
 ORDER = """ORDER BY m.done_at IS NOT NULL, m.emergency IS NULL, m.reply_by IS NULL, m.reply_by,
@@ -256,11 +256,14 @@ _IN_RANGE = "m.received_at >= $1 AND m.received_at < $2"
 _FIRST_REPLY_WHERE = f"{_IN_RANGE} AND m.first_human_reply_at IS NOT NULL"
 REPORT_MESSAGES = f"""SELECT m.channel, m.team, COUNT(*),
     SUM(CASE WHEN m.staffed THEN 0 ELSE 1 END),
-    SUM(CASE WHEN m.emergency IS NOT NULL THEN 1 ELSE 0 END),
+    SUM(CASE WHEN m.emergency IS NOT NULL AND NOT COALESCE(m.matched LIKE 'possible:%', FALSE)
+        THEN 1 ELSE 0 END),
     SUM(CASE WHEN m.redirect IS NOT NULL THEN 1 ELSE 0 END),
     COUNT(m.first_human_reply_at),
     COUNT(m.reply_by),
-    SUM(CASE WHEN m.first_human_reply_at <= m.reply_by THEN 1 ELSE 0 END)
+    SUM(CASE WHEN m.first_human_reply_at <= m.reply_by THEN 1 ELSE 0 END),
+    SUM(CASE WHEN m.emergency IS NOT NULL AND COALESCE(m.matched LIKE 'possible:%', FALSE)
+        THEN 1 ELSE 0 END)
 FROM messages m WHERE {_IN_RANGE} GROUP BY m.channel, m.team"""
 # Replies sent in the range (automatic and human), whenever their message arrived.
 REPORT_REPLIES = """SELECT m.channel, m.team, SUM(CASE WHEN r.kind = 'auto' THEN 1 ELSE 0 END),

@@ -118,6 +118,7 @@ def _item(row: Sequence[Any]) -> QueueItem:
         thread=row[20],
         assigned_to=row[21],
         held_back=row[22],
+        possible=bool(row[23]),
     )
 
 

@@ -218,3 +218,21 @@ async def test_percentiles_match_percentile_cont_with_ties_and_small_groups(stor
         assert figures.median_seconds == pytest.approx(cont(delays, 0.5), abs=1)
         assert figures.p90_seconds == pytest.approx(cont(delays, 0.9), abs=1)
     assert data.by_channel[2].median_seconds == pytest.approx(17 * 60, abs=1)  # x: one value
+
+
+async def test_possible_emergencies_are_kept_and_counted_apart(store: Store) -> None:
+    """A possible emergency is stored as an emergency (first in the queue, alerted) whose
+    `matched` says it is only possible; the item says so, and reports count it apart."""
+
+    def decide(matched: str, emergency: str) -> Decision:
+        return Decision(True, None, None, emergency, None, None, "en", "emergency-999", "999",
+                        matched)  # fmt: skip
+
+    for platform_id, matched in (("p1", "possible: collapsed"), ("p2", "not breathing")):
+        message = Message("web", platform_id, f"s-{platform_id}", "text", at("2025-06-02T08:00"))
+        item = (await store.ingest(message, lambda s, r, m=matched: decide(m, "medical"))).item
+        assert item.possible is (platform_id == "p1")
+        stored = await store.get(item.reference)
+        assert stored is not None and stored.possible is (platform_id == "p1")
+    data = await store.report(START, END, LONDON)
+    assert (data.overall.emergencies, data.overall.possible_emergencies) == (1, 1)

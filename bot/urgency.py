@@ -1,0 +1,162 @@
+"""How much a message reads as an emergency happening now: a weight for each word and pair of
+words, learned from the tuning part of the triage corpus (tests/data/triage/train.py).
+
+The weights add up to a score; a high score is an emergency, a middling one a possible
+emergency, a very low one overrules a danger word or phrase used in an ordinary way ("our team
+is on fire this season"). It explains itself: the words that weighed most, either way. The
+weights ship in bot/data/urgency.json (a few hundred kilobytes); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from bot.wording import Prepared
+
+WEIGHTS = Path(__file__).parent / "data" / "urgency.json"
+_SKIP = frozenset({"", ".", ","})
+# Words too common to tell anything alone, whose weights would only learn how the corpus's
+# writers wrote ("and" is in more emergencies than questions): they count in pairs only, with
+# a word that is not one of them. Stems ("~he" is the family of he, she, they).
+_WORDS = """a an the and or but so of to in on at by for from as with it its this that there is
+    are am be i me my our we you your ~he ~him his their up out just realli"""
+_NEUTRAL = frozenset(_WORDS.split())
+
+
+# Welsh mutates a word's first letters (trywanu -> ei drywanu, cyllell -> gyda chyllell): a
+# Welsh word also counts as its radical forms, found by undoing each mutation it may show.
+_UNMUTATE = (("ngh", "c"), ("mh", "p"), ("nh", "t"), ("ch", "c"), ("ph", "p"), ("th", "t"),
+             ("dd", "d"), ("ng", "g"), ("g", "c"), ("b", "p"), ("d", "t"), ("f", "b"), ("f", "m"),
+             ("l", "ll"), ("r", "rh"), ("m", "b"), ("n", "d"))  # fmt: skip
+
+
+def radicals(word: str) -> list[str]:
+    """The forms a Welsh word may be a mutation of (itself not included)."""
+    out = [radical + word[len(start) :] for start, radical in _UNMUTATE if word.startswith(start)]
+    if word[:1] in "aeiouwyâêîôûŵŷ":
+        out.append("g" + word)  # the soft mutation drops a g: "gwaed" -> "waed"
+    return out
+
+
+def features(prepared: Prepared, signals: Iterable[str] = (), welsh: bool = False) -> list[str]:
+    """The message's word stems, each pair of stems in a row (not across a sentence), and the
+    signals that the rules found (signals(), bot.danger.signs); for a Welsh message, the radical
+    forms of its words too."""
+    stems = prepared.layout.stems
+    out = [s for s in stems if s not in _SKIP and s not in _NEUTRAL]
+    if welsh:
+        out.extend("cy:" + r for s in out[:] if len(s) > 3 for r in radicals(s))
+    out += [
+        f"{a} {b}"
+        for a, b in pairwise(stems)  # a pair across a break has "", "." or "," in it
+        if a not in _SKIP and b not in _SKIP and not (a in _NEUTRAL and b in _NEUTRAL)
+    ]
+    out.extend(signals)
+    return out
+
+
+def signals(phrase: str | None, found: tuple[str, str, bool] | None, signs: list[str]) -> list[str]:
+    """What the rules found, as features: the category of a rules.toml phrase that matched, the
+    emergency and certainty of built-in danger words, and the message's shape."""
+    out = list(signs)
+    if phrase is not None:
+        out += ["#phrase", "#phrase:" + phrase]
+    if found is not None:
+        out += ["#danger:" + ("certain" if found[2] else "possible"), "#danger:" + found[0]]
+    return out
+
+
+# The shape signs bot.danger.signs can give.
+SIGNS = ("#calm", "#ask", "#now", "#quiet", "#figure", "#if")
+
+
+def chance(score: float) -> float:
+    """A log-odds as a probability."""
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
+
+
+def odds(probability: float) -> float:
+    """A probability as a log-odds."""
+    p = min(max(probability, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the weights make of one message."""
+
+    probability: float  # that it is an emergency happening now, as the weights estimate it
+    category: str | None  # the [[emergency]] it reads most like, when asked for
+    reasons: tuple[tuple[str, float], ...]  # the words that weighed most, either way
+
+    def explain(self) -> str:
+        said = ", ".join(f'"{f}" {w:+.1f}' for f, w in self.reasons) or "no telling words"
+        return f"reads as an emergency with probability {self.probability:.2f} ({said})"
+
+
+class Urgency:
+    """The learned weights, loaded once. Methods take a message's features() list."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.bias = float(data["bias"])
+        self.weights: dict[str, float] = data["weights"]
+        # per language: at or above "high" an emergency, at or above "low" a possible one;
+        # below "veto" a phrase or danger word is overruled (used in an ordinary way)
+        self.thresholds: dict[str, dict[str, float]] = data["thresholds"]
+        self.categories: list[str] = data["categories"]
+        # feature -> (category index, weight) for the weights that count
+        self.by_category: dict[str, tuple[tuple[int, float], ...]] = {
+            f: tuple((i, w) for i, w in row) for f, row in data["by_category"].items()
+        }
+
+        # how far the shape signs (bot.danger.signs) can move a score, up and down: a message
+        # whose decision they cannot change is decided without working them out
+        shape = [self.weights.get(f, 0.0) for f in SIGNS]
+        self.sign_gain = sum(w for w in shape if w > 0)
+        self.sign_loss = sum(w for w in shape if w < 0)
+
+    def score(self, found: list[str]) -> float:
+        """The log-odds that the message is an emergency: one look-up a feature."""
+        get = self.weights.get
+        return self.bias + sum([get(f, 0.0) for f in found])
+
+    def probability(self, found: list[str]) -> float:
+        """That the message is an emergency, as the weights estimate it."""
+        return chance(self.score(found))
+
+    def category(self, found: list[str]) -> str | None:
+        """The [[emergency]] name whose words the message shares most."""
+        totals = [0.0] * len(self.categories)
+        get = self.by_category.get
+        for f in found:
+            for i, w in get(f, ()):
+                totals[i] += w
+        if not self.categories:
+            return None
+        return self.categories[max(range(len(totals)), key=totals.__getitem__)]
+
+    def reasons(self, found: list[str], top: int = 5) -> list[tuple[str, float]]:
+        """The features that weighed most, either way."""
+        weighed = [(f, self.weights[f]) for f in dict.fromkeys(found) if f in self.weights]
+        weighed.sort(key=lambda fw: -abs(fw[1]))
+        return weighed[:top]
+
+    def telling(self, found: list[str]) -> str:
+        """The words that made it read as an emergency, for `matched`: "collaps + not breath"."""
+        return " + ".join([f for f, w in self.reasons(found, 8) if w > 0][:3]) or "the weights"
+
+    def read(self, found: list[str]) -> Reading:
+        """The probability, the category and the reasons: for preview, not the request path."""
+        return Reading(self.probability(found), self.category(found), tuple(self.reasons(found)))
+
+
+@cache
+def urgency() -> Urgency:
+    return Urgency(json.loads(WEIGHTS.read_text(encoding="utf-8")))

@@ -1,0 +1,66 @@
+"""The learned weights (bot/urgency.py): what they read, that they ship whole, that they explain."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.danger import danger, signs
+from bot.urgency import WEIGHTS, features, radicals, signals, urgency
+from bot.wording import prepare
+from tests.conftest import ROOT
+
+
+def test_features_are_stems_and_pairs_without_the_commonest_words_alone() -> None:
+    found = features(prepare("And the street light is out. My dad fell"))
+    assert "street light" in found and "~person fell" in found
+    assert "and" not in found and "the" not in found  # alone they tell only how people write
+    assert "out my" not in " | ".join(found)  # no pair across a sentence
+    assert features(prepare("x"), ["#now"])[-1] == "#now"
+
+
+def test_a_welsh_word_also_counts_as_its_radical_forms() -> None:
+    assert "trywanu" in radicals("drywanu")  # ei drywanu: stabbing him
+    assert "cyllell" in radicals("chyllell")  # gyda chyllell: with a knife
+    assert "cyllell" in radicals("gyllell")
+    assert "gwaed" in radicals("waed")
+    welsh = features(prepare("mae o wedi ei drywanu"), welsh=True)
+    assert "cy:trywanu" in welsh
+    assert not any(f.startswith("cy:") for f in features(prepare("mae o wedi ei drywanu")))
+
+
+def test_the_weights_ship_in_the_package_with_thresholds_for_each_language() -> None:
+    data = json.loads(WEIGHTS.read_text(encoding="utf-8"))
+    assert WEIGHTS.parent == ROOT / "bot" / "data"
+    for language in ("en", "cy"):
+        limits = data["thresholds"][language]
+        assert limits["veto"] >= 0 and 0 < limits["low"] <= limits["high"] < 1
+    model = urgency()
+    names = {e for e in model.categories}
+    assert names <= {"gas", "power", "self-harm", "flood", "domestic-abuse", "child-at-risk",
+                     "missing-person", "medical", "fire", "crime-in-progress", "road-accident",
+                     "suspicious-package", "vulnerable-person", "coastguard", "council-emergency",
+                     "danger-to-life"}  # fmt: skip
+
+
+def test_a_reading_names_the_words_that_weighed_most() -> None:
+    model = urgency()
+    text = "my husband collapsed and he is not breathing"
+    said = signals("medical", danger(prepare(text)), signs(prepare(text)))  # as triage does
+    urgent = model.read(features(prepare(text), said))
+    calm = model.read(features(prepare("what time does the tip open on sunday")))
+    assert urgent.probability > 0.9 > 0.1 > calm.probability
+    assert urgent.category == "medical"
+    assert "reads as an emergency with probability" in urgent.explain()
+    assert urgent.reasons and all(isinstance(w, float) for _, w in urgent.reasons)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_gets_a_probability(text: str) -> None:
+    model = urgency()
+    found = features(prepare(text), welsh=True)
+    assert 0.0 <= model.probability(found) <= 1.0
+    model.category(found)
