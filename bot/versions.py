@@ -213,7 +213,7 @@ async def save(
     (nothing stored) or bot.store.Stale (someone else saved first; nothing stored).
 
     The change is announced once, to the new rules' default alert routes: `announce`, or
-    "<author> changed <what>: <note>"."""
+    "<author> changed <what>: <note>" (the first version, which changes nothing, is not)."""
     triage = await asyncio.to_thread(check_files, files)
     before = await store.rules_version(based_on) if based_on else None
     version = await store.add_rules_version(files, author, note, source, based_on, at)
@@ -221,7 +221,7 @@ async def save(
     text = announce or f"{author} changed {what} (version {version.id})"
     if not announce and note:
         text += f": {note}"
-    for route in triage.rules.alerts.default:
+    for route in triage.rules.alerts.default if based_on else ():  # not the very first
         await store.enqueue(Outgoing(route.kind, route.target, "alert", text), at)
     log.info("rules version saved", extra={"version": version.id, "source": source})
     return version, triage
