@@ -27,7 +27,12 @@ MAX_MESSAGE = 300
 
 
 class ClosingError(HoldingReplyError):
-    """A closure that cannot be written as asked; the text says what to change."""
+    """A closure that cannot be written as asked; the text says what to change, and `field`
+    which of until, reason and message it is about."""
+
+    def __init__(self, message: str, field: str) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +65,19 @@ def block(
     """The rules.toml text of a closure from now until `until`."""
     reason, message = " ".join(reason.split()), " ".join((message or "").split()) or None
     if not reason:
-        raise ClosingError("Say why the desk is closed, e.g. “severe weather”.")
+        raise ClosingError("Say why the desk is closed, e.g. “severe weather”.", "reason")
     if len(reason) > MAX_REASON:
-        raise ClosingError(f"The reason is {len(reason)} characters; at most {MAX_REASON}.")
+        raise ClosingError(
+            f"The reason is {len(reason)} characters; at most {MAX_REASON}.", "reason"
+        )
     if message and len(message) > MAX_MESSAGE:
         raise ClosingError(
-            f"The extra sentence is {len(message)} characters; at most {MAX_MESSAGE}."
+            f"The extra sentence is {len(message)} characters; at most {MAX_MESSAGE}.", "message"
         )
     if until <= now:
-        raise ClosingError("“Until” must be later than now.")
+        raise ClosingError("“Until” must be later than now.", "until")
     if until > now + timedelta(days=366):
-        raise ClosingError("“Until” must be within a year; for longer, edit the hours.")
+        raise ClosingError("“Until” must be within a year; for longer, edit the hours.", "until")
     tz = rules.timezone
     schedule = rules.schedule_for("web")
     today, last = schedule.local_date(now), schedule.local_date(until)
@@ -96,7 +103,8 @@ def block(
         if last in rules.special_hours:
             raise ClosingError(
                 f"{last} already has special hours in rules.toml: close until the end of that "
-                "day, or change its special hours on the Edit page."
+                "day, or change its special hours on the Edit page.",
+                "until",
             )
         ranges = [f"{hhmm(until)}-{hhmm(r.end)}" for r in partial]
         ranges += [f"{hhmm(r.start)}-{hhmm(r.end)}" for r in later]

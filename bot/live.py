@@ -14,7 +14,6 @@ indexed query), on SQLite and PostgreSQL alike, and loads a new one within a few
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from bot.errors import RulesError, StoreError
 from bot.logs import flush_logs
 from bot.store import Stale, Store
 from bot.triage import Triage
-from bot.versions import FILE_AUTHOR, Folders, load_files, read_files, save
+from bot.versions import FILE_AUTHOR, RULES, Folders, load_files, read_files, response_folders, save
 from bot.web import State
 
 log = logging.getLogger("bot.live")
@@ -57,36 +56,42 @@ class Live:
     async def start(self) -> Triage:
         """The rules to start with. Raises RulesError when there are none that pass `check`."""
         try:
-            await self.push_files("start")
+            pushed = await self.push_files("start")
         except RulesError:
             if not await self.store.latest_rules_version():
                 raise  # nothing stored and the files are invalid: nothing to run with
+            pushed = None
+        if pushed is not None:  # loaded from the very files just stored: no need to again
+            return pushed
         triage = await self._load(await self.store.latest_rules_version())
         if triage is None:
             raise RulesError([])  # a stored version this code cannot read; _load logged why
         return triage
 
-    async def push_files(self, why: str) -> bool:
-        """Store the files as a new version if they changed since they were last stored.
-        Raises RulesError (logged here too) when they do not pass `check`."""
+    async def push_files(self, why: str) -> Triage | None:
+        """Store the files as a new version if they changed since they were last stored, and
+        return them loaded (None when nothing was stored). Raises RulesError (logged here too)
+        when they do not pass `check`."""
         try:
-            triage = await asyncio.to_thread(load, self.rules_path)
             files = await asyncio.to_thread(read_files, self.rules_path)
+            self.file_dirs = tuple(
+                (self.rules_path.parent / f).resolve() for f in response_folders(files[RULES])
+            )
+            newest = await self.store.rules_version()
+            if newest is not None and newest.files == files:
+                return None
+            last = await self.store.rules_version(source="file")
+            if newest is not None and last is not None and last.files == files:
+                return None  # the browser's version is newer than these files: it stays
+            triage = await asyncio.to_thread(load, self.rules_path)  # messages name the files
         except RulesError as exc:
             for problem in exc.problems:
                 log.error("rules not reloaded", extra={"problem": str(problem), "trigger": why})
             raise
-        self.file_dirs = triage.rules.response_dirs
-        newest = await self.store.rules_version()
-        if newest is not None and newest.files == files:
-            return False
-        last = await self.store.rules_version(source="file")
-        if newest is not None and last is not None and last.files == files:
-            return False  # the browser's version is newer than these files: it stays
         first = newest is None
         note = "the first version, from the files" if first else f"the files changed ({why})"
         try:
-            await save(
+            version, _ = await save(
                 self.store,
                 files,
                 author=FILE_AUTHOR,
@@ -94,10 +99,12 @@ class Live:
                 source="file",
                 based_on=newest.id if newest else 0,
                 at=datetime.now(UTC),
+                checked=triage,
             )
         except Stale:
-            return False  # another process stored them (or something else) first
-        return True
+            return None  # another process stored them (or something else) first
+        self.version = version.id
+        return triage
 
     async def _load(self, version: int) -> Triage | None:
         found = await self.store.rules_version(version)
@@ -105,7 +112,7 @@ class Live:
             return None
         folder = self.folders.new(found.id)
         try:
-            triage = await asyncio.to_thread(load_files, found.files, folder)
+            triage = await asyncio.to_thread(load_files, found.files, folder, check=False)
         except RulesError as exc:
             self.folders.discard(folder)
             for problem in exc.problems:
@@ -123,16 +130,24 @@ class Live:
         triage = await self._load(latest)
         if triage is None:
             return False
+        self._swap(state, triage, why)
+        return True
+
+    def _swap(self, state: State, triage: Triage, why: str) -> None:
         state.triage = triage
         state.rules_version = self.version
         state.loaded_at = datetime.now(UTC)
         log.info("rules reloaded", extra={"trigger": why, "version": self.version})
-        return True
 
     async def reload(self, state: State, why: str) -> None:
-        """SIGHUP: the files, if they changed, then the newest version."""
-        with contextlib.suppress(RulesError, StoreError):
-            await self.push_files(why)
+        """SIGHUP, or an edit noticed: the files, if they changed, else the newest version."""
+        try:
+            pushed = await self.push_files(why)
+        except (RulesError, StoreError):
+            pushed = None
+        if pushed is not None:
+            self._swap(state, pushed, why)
+            return
         try:
             await self.refresh(state, why)
         except StoreError as exc:

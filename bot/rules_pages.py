@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot import closing
+from bot import closing, when
 from bot.auth import Session, csrf_ok
 from bot.cli import preview_one
 from bot.errors import Problem, RulesError, StoreError
@@ -117,8 +117,6 @@ def read_local(text: str, triage: Triage) -> datetime | None:
 
 
 def said(at: str | None, triage: Triage, now: datetime) -> str:
-    from bot import when
-
     if not at:
         return "none"
     tz = triage.rules.timezone
@@ -361,9 +359,7 @@ async def close_page(request: web.Request, session: Session) -> web.StreamRespon
             files = closing.closed(dict(version.files), block)
             draft = await asyncio.to_thread(check_files, files)
         except closing.ClosingError as exc:
-            errors[
-                "until" if "“Until”" in str(exc) or "special hours" in str(exc) else "reason"
-            ] = str(exc)
+            errors[exc.field] = str(exc)
         except RulesError as exc:
             errors["reason"] = "; ".join(p.message for p in exc.problems[:3])
         else:

@@ -25,8 +25,10 @@ from typing import Any
 import tomli
 
 from bot.check import load
+from bot.config import load_rules
 from bot.errors import Problem, RulesError
 from bot.models import Outgoing
+from bot.responses import Responses
 from bot.store import RulesVersion, Store
 from bot.triage import Triage
 
@@ -135,14 +137,18 @@ def _relative(problems: list[Problem], rules_dir: Path) -> list[Problem]:
     return out
 
 
-def load_files(files: Mapping[str, str], folder: Path) -> Triage:
+def load_files(files: Mapping[str, str], folder: Path, *, check: bool = True) -> Triage:
     """Write the texts under `folder` and load them as `check` does; RulesError names the
-    files as they are written in the version."""
+    files as they are written in the version. check=False, for a version that passed the
+    checks when it was stored, skips rendering every template (a second or more)."""
     problems = shape_problems(files)
     if problems:
         raise RulesError(problems)
     rules_path = write_files(files, folder)
     try:
+        if not check:
+            rules = load_rules(rules_path)
+            return Triage(rules, Responses(rules.response_dirs, rules.timezone))
         return load(rules_path)
     except RulesError as exc:
         raise RulesError(_relative(exc.problems, rules_path.parent)) from None
@@ -208,13 +214,15 @@ async def save(
     based_on: int,
     at: datetime,
     announce: str | None = None,
+    checked: Triage | None = None,
 ) -> tuple[RulesVersion, Triage]:
     """Check the texts, then store them as the version after `based_on`; raise RulesError
     (nothing stored) or bot.store.Stale (someone else saved first; nothing stored).
 
     The change is announced once, to the new rules' default alert routes: `announce`, or
-    "<author> changed <what>: <note>" (the first version, which changes nothing, is not)."""
-    triage = await asyncio.to_thread(check_files, files)
+    "<author> changed <what>: <note>" (the first version, which changes nothing, is not).
+    `checked`: the same texts, already loaded and checked from files."""
+    triage = checked if checked is not None else await asyncio.to_thread(check_files, files)
     before = await store.rules_version(based_on) if based_on else None
     version = await store.add_rules_version(files, author, note, source, based_on, at)
     what = summary_of(before.files if before else None, files)
