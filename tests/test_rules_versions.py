@@ -119,3 +119,38 @@ def test_two_servers_on_one_database_follow_a_closure_within_five_seconds(
     finally:
         one.stop()
         two.stop()
+
+
+def test_a_restart_keeps_what_was_saved_and_a_deploy_of_changed_files_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """Whichever changed last wins: the browser's change survives a restart with the same files;
+    files changed by a deploy become the newest version when the process starts."""
+    rules = copy_rules(tmp_path)
+    database = f"sqlite:///{tmp_path}/restart.sqlite3"
+    env = {"DATABASE_URL": database, "RULES_FILE": str(rules)}
+
+    def sources() -> list[tuple[int, str]]:
+        found = json.loads(run("rules", "history", "--json", env=env).stdout)
+        return [(h["version"], h["source"]) for h in found]
+
+    Server(tmp_path, rules, database).stop()
+    assert sources() == [(1, "file")]
+    assert run("close", "--until", UNTIL, "--reason", "snow", env=env).returncode == 0
+    server = Server(tmp_path, rules, database)  # the daily restart, same files
+    try:
+        status, body = server.request("/api/messages", {"sender": "a", "text": "hello"})
+        assert status == 202 and "We're closed for snow" in body["reply"]
+    finally:
+        server.stop()
+    assert sources() == [(2, "closure"), (1, "file")]
+
+    text = rules.read_text(encoding="utf-8")
+    rules.write_text(text.replace("Anytown Borough Council", "Anytown Council"), encoding="utf-8")
+    server = Server(tmp_path, rules, database)  # a deploy with changed files
+    try:
+        status, body = server.request("/api/messages", {"sender": "b", "text": "hello"})
+        assert status == 202 and "Anytown Council" in body["reply"], body
+    finally:
+        server.stop()
+    assert sources() == [(3, "file"), (2, "closure"), (1, "file")]
