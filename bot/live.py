@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.check import load
-from bot.errors import RulesError, StoreError
+from bot.errors import Problem, RulesError, StoreError
 from bot.logs import flush_logs
 from bot.store import Stale, Store
 from bot.triage import Triage
@@ -63,9 +63,12 @@ class Live:
             pushed = None
         if pushed is not None:  # loaded from the very files just stored: no need to again
             return pushed
-        triage = await self._load(await self.store.latest_rules_version())
-        if triage is None:
-            raise RulesError([])  # a stored version this code cannot read; _load logged why
+        latest = await self.store.latest_rules_version()
+        triage = await self._load(latest)
+        if triage is None:  # _load logged each problem
+            raise RulesError([Problem("the database", "", f"version {latest} cannot be used: "
+                                      "see the problems logged above, then restore or push "
+                                      "a version that passes python -m bot check")])  # fmt: skip
         return triage
 
     async def push_files(self, why: str) -> Triage | None:
