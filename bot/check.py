@@ -147,6 +147,7 @@ def _sample_contexts(triage: Triage, channel: str) -> list[dict[str, Any]]:
     schedule = rules.schedule_for(channel)
     reasons = [c.reason for c in rules.closures] + [LONG_HOLIDAY]
     longest = max(reasons, key=len)
+    message = max((c.message or "" for c in rules.closures), key=len, default="") or None
     day = date(2027, 9, 29)
     names = [c.name for c in (*rules.emergencies, *rules.redirects, *rules.teams)] or ["x"]
     promises = [str(rules.promise)] + [str(t.promise) for t in rules.teams if t.promise]
@@ -172,7 +173,9 @@ def _sample_contexts(triage: Triage, channel: str) -> list[dict[str, Any]]:
                         key=len,
                     ),
                     "holiday": ClosedDay(day, LONG_HOLIDAY, bank_holiday=True),
-                    "closure": ClosedDay(day + timedelta(days=1), longest, bank_holiday=False),
+                    "closure": ClosedDay(
+                        day + timedelta(days=1), longest, bank_holiday=False, message=message
+                    ),
                     "emergency": max(names, key=len),
                     "redirect": max(names, key=len),
                     "team": max(names, key=len),

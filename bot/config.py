@@ -52,6 +52,7 @@ KEYS: dict[str, str] = {
     "closures.to": "Last closed date of a closure.",
     "closures.reason": "What the closure is called in replies.",
     "closures.reason_cy": "The closure's name in Welsh replies (optional).",
+    "closures.message": "One more sentence the closure's replies add (optional).",
     "special_hours.date": "The date with different hours.",
     "special_hours.hours": "That date's ranges, or closed.",
     "special_hours.reason": "Why that date is different (optional).",
@@ -489,15 +490,16 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
 
     closures: list[Closure] = []
     for i, item in enumerate(_array(r, ("closures",), data.get("closures", []))):
-        c = r.table(("closures", i), item, ("from", "to", "reason", "reason_cy"))
+        c = r.table(("closures", i), item, ("from", "to", "reason", "reason_cy", "message"))
         start = r.day(("closures", i, "from"), c.get("from"))
         end = r.day(("closures", i, "to"), c.get("to", c.get("from")))
         reason = r.text(("closures", i, "reason"), c.get("reason"))
         reason_cy = r.text(("closures", i, "reason_cy"), c.get("reason_cy"), required=False)
+        message = r.text(("closures", i, "message"), c.get("message"), required=False)
         if start and end and end < start:
             r.fail(("closures", i, "to"), f"{end} is before from = {start}; both ends are included")
         if start and end and reason:
-            closures.append(Closure(start, end, reason, reason_cy))
+            closures.append(Closure(start, end, reason, reason_cy, message))
 
     special: dict[date, SpecialHours] = {}
     for i, item in enumerate(_array(r, ("special_hours",), data.get("special_hours", []))):

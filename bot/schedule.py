@@ -36,6 +36,7 @@ class Closure:
     end: date
     reason: str
     reason_cy: str | None = None  # the Welsh wording, for Welsh replies
+    message: str | None = None  # one more sentence for the replies, e.g. "Use the web form."
 
     def reason_in(self, language: str) -> str:
         return self.reason_cy if language == "cy" and self.reason_cy else self.reason
@@ -66,6 +67,7 @@ class ClosedDay:
     day: date
     reason: str
     bank_holiday: bool
+    message: str | None = None  # a closure's extra sentence
 
 
 class Schedule:
@@ -111,7 +113,9 @@ class Schedule:
             return None
         closure = self.closure_on(day)
         if closure is not None:
-            return ClosedDay(day, closure.reason_in(language), bank_holiday=False)
+            return ClosedDay(
+                day, closure.reason_in(language), bank_holiday=False, message=closure.message
+            )
         name = self.holidays.name_on(day, language)
         if name is not None:
             return ClosedDay(day, name, bank_holiday=True)

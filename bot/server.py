@@ -1,4 +1,4 @@
-"""Running the server: start, reload the rules on SIGHUP or on change, stop cleanly on SIGTERM."""
+"""Running the server: start, follow the rules (bot.live) and reload on SIGHUP, stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
 from bot.alerts import Alerter, alert_channels
 from bot.channels import X_CREDENTIALS, Channel
-from bot.check import load
-from bot.errors import RulesError, StoreError
+from bot.errors import StoreError
 from bot.jobs import holder_name, run_jobs
-from bot.logs import flush_logs
+from bot.live import Live
 from bot.outbox import Sender
 from bot.store import open_store
 from bot.web import State, make_app
@@ -26,7 +24,6 @@ log = logging.getLogger("bot.server")
 
 DEFAULT_DATABASE_URL = "sqlite:///data/holding-reply.sqlite3"
 SHUTDOWN_SECONDS = 8.0  # in-flight requests get this long; the whole exit stays under 10 s
-WATCH_SECONDS = 2.0
 
 
 def database_url() -> str:
@@ -37,42 +34,6 @@ def auto_migrate() -> bool:
     """AUTO_MIGRATE=0 (or false, no, off): never change the schema except by `migrate`."""
     value = (os.environ.get("AUTO_MIGRATE") or "1").strip().lower()
     return value not in ("0", "false", "no", "off")
-
-
-def watched_files(rules_path: Path, dirs: tuple[Path, ...]) -> dict[Path, float]:
-    """Modification times of rules.toml and every template, to notice an edit."""
-    out: dict[Path, float] = {}
-    for path in [rules_path, *(p for d in dirs for p in d.glob("*/*.txt"))]:
-        try:
-            out[path] = path.stat().st_mtime_ns
-        except OSError:
-            continue
-    return out
-
-
-async def reload(state: State, rules_path: Path, why: str) -> bool:
-    """Swap in new rules if they are valid; otherwise log every problem and keep the old ones."""
-    try:
-        triage = await asyncio.to_thread(load, rules_path)
-    except RulesError as exc:
-        for problem in exc.problems:
-            log.error("rules not reloaded", extra={"problem": str(problem), "trigger": why})
-        return False
-    state.triage = triage
-    state.loaded_at = datetime.now(UTC)
-    log.info("rules reloaded", extra={"trigger": why, "rules": str(rules_path)})
-    return True
-
-
-async def watch(state: State, rules_path: Path) -> None:
-    seen = watched_files(rules_path, state.triage.rules.response_dirs)
-    while True:
-        await asyncio.sleep(WATCH_SECONDS)
-        flush_logs()
-        now = watched_files(rules_path, state.triage.rules.response_dirs)
-        if now != seen:
-            seen = now
-            await reload(state, rules_path, "file changed")
 
 
 def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
@@ -120,10 +81,15 @@ def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
 
 async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
     """Run until SIGTERM or SIGINT. Raises RulesError or StoreError before listening."""
-    triage = load(rules_path)
     store = open_store(url, migrate=auto_migrate())
     async with store:
-        state = State(triage, store)
+        live = Live(store, rules_path)  # the newest stored version; see bot.live
+        try:
+            triage = await live.start()
+        except BaseException:
+            live.close()
+            raise
+        state = State(triage, store, rules_version=live.version)
         channels = build_channels(state, os.environ)
         holder = holder_name()
         # Alert-only channels (email, Slack, Teams) send from the outbox but receive nothing.
@@ -160,12 +126,12 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         tasks: set[asyncio.Task[object]] = set()
 
         def on_hup() -> None:
-            task = loop.create_task(reload(state, rules_path, "SIGHUP"))
+            task = loop.create_task(live.reload(state, "SIGHUP"))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
-        watcher = loop.create_task(watch(state, rules_path))
+        watcher = loop.create_task(live.follow(state))
         jobs = loop.create_task(run_jobs(state, holder))
         for channel in senders.values():
             await channel.start()
@@ -176,6 +142,7 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             log.info("stopping: no new connections; finishing requests in flight")
         finally:
             watcher.cancel()
+            live.close()
             jobs.cancel()
             alerting.cancel()
             await asyncio.gather(jobs, alerting, return_exceptions=True)

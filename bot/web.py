@@ -47,6 +47,7 @@ class State:
     wake: Callable[[], None] = field(default=lambda: None)  # something new in the outbox
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry
     typical: Typical = NOTHING  # how long replies have lately taken; refreshed by bot.jobs
+    rules_version: int = 0  # the stored version `triage` was loaded from (bot.live)
 
 
 STATE = web.AppKey("state", State)

@@ -5,8 +5,9 @@ SQLite is for laptops and single servers; a PostgreSQL implementation of the sam
 
 from __future__ import annotations
 
+import json
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,17 @@ from bot.models import (
     User,
 )
 
-__all__ = ["Contact", "Figures", "NotFound", "ReportData", "Store", "open_store", "redact"]
+__all__ = [
+    "Contact",
+    "Figures",
+    "NotFound",
+    "ReportData",
+    "RulesVersion",
+    "Stale",
+    "Store",
+    "open_store",
+    "redact",
+]
 
 
 class NotFound(HoldingReplyError):
@@ -39,6 +50,43 @@ class NotFound(HoldingReplyError):
     def __init__(self, reference: str) -> None:
         self.reference = reference
         super().__init__(f"No message has the reference {reference!r}.")
+
+
+class Stale(HoldingReplyError):
+    """A save was based on a version that is no longer the newest: someone else saved first."""
+
+    def __init__(self, based_on: int, latest: int) -> None:
+        self.based_on = based_on
+        self.latest = latest
+        super().__init__(
+            f"The rules changed since you opened them (you started from version {based_on}; "
+            f"version {latest} has been saved since). Nothing was saved."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RulesVersion:
+    """The whole text of rules.toml and of every template at one moment, and who saved it.
+
+    `files` maps a path relative to rules.toml's folder ("rules.toml", "responses/en/bio.txt")
+    to its text. Versions are numbered 1, 2, 3... and never change; the newest is in force."""
+
+    id: int
+    files: Mapping[str, str]
+    author: str
+    note: str
+    source: str  # "file", "browser", "restore" or "closure"
+    created_at: datetime
+
+
+def rules_version_from_row(row: Any, created_at: datetime) -> RulesVersion:
+    """A row of queries.RULES_* as a RulesVersion (each store reads created_at its own way)."""
+    files = json.loads(row[1])
+    return RulesVersion(int(row[0]), files, row[2], row[3], row[4], created_at)
+
+
+def files_json(files: Mapping[str, str]) -> str:
+    return json.dumps(dict(sorted(files.items())), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +426,35 @@ class Store(Protocol):
     async def import_contacts(self, contacts: Sequence[Contact], at: datetime) -> int:
         """Store daily counts of other channels in one transaction; a (day, channel) already
         stored is replaced. Returns how many rows were written."""
+        ...
+
+    # Rules and templates, as versions.
+
+    async def latest_rules_version(self) -> int:
+        """The newest version's number; 0 when none is stored. Cheap: every process polls it."""
+        ...
+
+    async def rules_version(
+        self, version: int | None = None, *, source: str | None = None
+    ) -> RulesVersion | None:
+        """One version; without a number, the newest (of `source`, when given)."""
+        ...
+
+    async def rules_versions(self, limit: int = 50) -> list[RulesVersion]:
+        """The newest versions first."""
+        ...
+
+    async def add_rules_version(
+        self,
+        files: Mapping[str, str],
+        author: str,
+        note: str,
+        source: str,
+        based_on: int,
+        at: datetime,
+    ) -> RulesVersion:
+        """Store version based_on + 1; raise Stale unless based_on is the newest (0: none yet).
+        The caller has checked the files: the store keeps what it is given."""
         ...
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 from array import array
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
@@ -43,9 +43,13 @@ from bot.store import (
     Figures,
     NotFound,
     ReportData,
+    RulesVersion,
+    Stale,
     collect_figures,
+    files_json,
     queries,
     redact,
+    rules_version_from_row,
 )
 
 T = TypeVar("T")
@@ -889,5 +893,63 @@ class PostgresStore:
         async def run(conn: Conn) -> int:
             await conn.executemany(queries.IMPORT_CONTACT, rows)
             return len(rows)
+
+        return await self._transaction(run)
+
+    # Rules and templates, as versions.
+
+    async def latest_rules_version(self) -> int:
+        async def run(conn: Conn) -> int:
+            return int(await conn.fetchval(queries.RULES_LATEST))
+
+        return await self._run("read from", run)
+
+    async def rules_version(
+        self, version: int | None = None, *, source: str | None = None
+    ) -> RulesVersion | None:
+        params: tuple[Any, ...]
+        if version is not None:
+            sql, params = queries.RULES_BY_ID, (version,)
+        elif source is not None:
+            sql, params = queries.RULES_NEWEST_FROM, (source,)
+        else:
+            sql, params = queries.RULES_NEWEST, ()
+
+        async def run(conn: Conn) -> RulesVersion | None:
+            row = await conn.fetchrow(sql, *params)
+            return None if row is None else rules_version_from_row(row, row[5])
+
+        return await self._run("read from", run)
+
+    async def rules_versions(self, limit: int = 50) -> list[RulesVersion]:
+        async def run(conn: Conn) -> list[RulesVersion]:
+            rows = await conn.fetch(queries.RULES_LIST, limit)
+            return [rules_version_from_row(r, r[5]) for r in rows]
+
+        return await self._run("read from", run)
+
+    async def add_rules_version(
+        self,
+        files: Mapping[str, str],
+        author: str,
+        note: str,
+        source: str,
+        based_on: int,
+        at: datetime,
+    ) -> RulesVersion:
+        _aware(at)
+        text = files_json(files)
+
+        async def run(conn: Conn) -> RulesVersion:
+            latest = int(await conn.fetchval(queries.RULES_LATEST))
+            if latest != based_on:
+                raise Stale(based_on, latest)
+            try:
+                # Two saves based on the same version both want this id: the second waits for
+                # the first to commit, then is refused here.
+                await conn.execute(queries.RULES_ADD, based_on + 1, text, author, note, source, at)
+            except asyncpg.UniqueViolationError:
+                raise Stale(based_on, based_on + 1) from None
+            return RulesVersion(based_on + 1, dict(files), author, note, source, at)
 
         return await self._transaction(run)

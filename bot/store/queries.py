@@ -386,3 +386,14 @@ def sqlite_percentile_rows(
             values.append(None if a is None or b is None else a + fraction * (b - a))
         out.append((by, group, values[0], values[1]))
     return out
+
+
+# Rules and templates, as versions.
+_RULES_COLUMNS = "SELECT id, files, author, note, source, created_at FROM rules_versions"
+RULES_LATEST = "SELECT COALESCE(MAX(id), 0) FROM rules_versions"
+RULES_BY_ID = f"{_RULES_COLUMNS} WHERE id = $1"
+RULES_NEWEST = f"{_RULES_COLUMNS} ORDER BY id DESC LIMIT 1"
+RULES_NEWEST_FROM = f"{_RULES_COLUMNS} WHERE source = $1 ORDER BY id DESC LIMIT 1"
+RULES_LIST = f"{_RULES_COLUMNS} ORDER BY id DESC LIMIT $1"
+RULES_ADD = """INSERT INTO rules_versions (id, files, author, note, source, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)"""

@@ -17,7 +17,7 @@ import logging
 import queue
 import sqlite3
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,7 +41,18 @@ from bot.models import (
     new_item,
     new_reference,
 )
-from bot.store import Contact, Figures, NotFound, ReportData, collect_figures, queries
+from bot.store import (
+    Contact,
+    Figures,
+    NotFound,
+    ReportData,
+    RulesVersion,
+    Stale,
+    collect_figures,
+    files_json,
+    queries,
+    rules_version_from_row,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -1087,6 +1098,59 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> int:
             conn.executemany(sql, rows)
             return len(rows)
+
+        return await self._write(run)
+
+    # Rules and templates, as versions.
+
+    async def latest_rules_version(self) -> int:
+        sql = queries.RULES_LATEST
+        return await self._read(lambda conn: int(conn.execute(sql).fetchone()[0]))
+
+    async def rules_version(
+        self, version: int | None = None, *, source: str | None = None
+    ) -> RulesVersion | None:
+        params: tuple[Any, ...]
+        if version is not None:
+            sql, params = _q(queries.RULES_BY_ID), (version,)
+        elif source is not None:
+            sql, params = _q(queries.RULES_NEWEST_FROM), (source,)
+        else:
+            sql, params = queries.RULES_NEWEST, ()
+
+        def run(conn: sqlite3.Connection) -> RulesVersion | None:
+            row = conn.execute(sql, params).fetchone()
+            return None if row is None else rules_version_from_row(row, from_text(row[5]))
+
+        return await self._read(run)
+
+    async def rules_versions(self, limit: int = 50) -> list[RulesVersion]:
+        sql = _q(queries.RULES_LIST)
+
+        def run(conn: sqlite3.Connection) -> list[RulesVersion]:
+            rows = conn.execute(sql, (limit,)).fetchall()
+            return [rules_version_from_row(r, from_text(r[5])) for r in rows]
+
+        return await self._read(run)
+
+    async def add_rules_version(
+        self,
+        files: Mapping[str, str],
+        author: str,
+        note: str,
+        source: str,
+        based_on: int,
+        at: datetime,
+    ) -> RulesVersion:
+        params = (based_on + 1, files_json(files), author, note, source, to_text(at))
+
+        def run(conn: sqlite3.Connection) -> RulesVersion:
+            # Inside BEGIN IMMEDIATE: nobody else can save between the check and the insert.
+            (latest,) = conn.execute(queries.RULES_LATEST).fetchone()
+            if latest != based_on:
+                raise Stale(based_on, int(latest))
+            conn.execute(_q(queries.RULES_ADD), params)
+            return RulesVersion(based_on + 1, dict(files), author, note, source, at)
 
         return await self._write(run)
 
