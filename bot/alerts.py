@@ -98,7 +98,14 @@ class EmailChannel:
         message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2])
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies
         message.set_content(body.strip() + "\n")
-        await asyncio.to_thread(self._send, message, delivery.recipient)
+        return await self.transmit(message, delivery.recipient)
+
+    async def transmit(self, message: EmailMessage, recipient: str) -> str:
+        """Send one composed mail (an alert, or the email channel's reply) to one recipient;
+        return its Message-ID. Raises TryLater or Undeliverable."""
+        if self.problem:
+            raise Undeliverable(f"email is not set up: {self.problem}")
+        await asyncio.to_thread(self._send, message, recipient)
         return str(message["Message-ID"])
 
     def _send(self, message: EmailMessage, recipient: str) -> None:
@@ -122,7 +129,7 @@ class EmailChannel:
             code, reply = next(iter(exc.recipients.values()), (0, b""))
             _smtp_failure(f"the mail server refused {recipient}", code, reply)
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-            _smtp_failure("the mail server refused the alert", exc.smtp_code, exc.smtp_error)
+            _smtp_failure("the mail server refused the mail", exc.smtp_code, exc.smtp_error)
         except smtplib.SMTPAuthenticationError as exc:
             raise TryLater(
                 f"the mail server refused SMTP_USERNAME and SMTP_PASSWORD ({exc.smtp_code})"

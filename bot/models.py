@@ -45,6 +45,9 @@ class Message:
     # post", "older than 24 hours"...), or None. Triage still decides everything else; no reply
     # is sent or recorded, and the sender's cooldown does not start.
     no_reply: str | None = None
+    # The message as the platform delivered it, kept for the team beside the text triage reads
+    # (a raw mail: every header and part). Stored with the message, in the same transaction.
+    original: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

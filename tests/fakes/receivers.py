@@ -83,10 +83,13 @@ class Mail:
 class _Handler:
     mails: list[Mail] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> SMTP reply
+    refuse_once: dict[str, str] = field(default_factory=dict)  # the same, for the next only
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
+        if address in self.refuse_once:
+            return self.refuse_once.pop(address)
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -121,8 +124,8 @@ class SmtpReceiver:
     def mails(self) -> list[Mail]:
         return self.handler.mails
 
-    def refuse(self, address: str, reply: str) -> None:
-        self.handler.refuse[address] = reply
+    def refuse(self, address: str, reply: str, once: bool = False) -> None:
+        (self.handler.refuse_once if once else self.handler.refuse)[address] = reply
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any

@@ -51,7 +51,9 @@ def main(sources: list[str]) -> int:
             seen.add(key)
             part = "test" if in_test(item["text"]) else "tune"
             parts[part].append(json.dumps(item, ensure_ascii=False))
-            counts[(part, item.get("lang", "en"), "emergency" if item["emergency"] else "other")] += 1
+            counts[
+                (part, item.get("lang", "en"), "emergency" if item["emergency"] else "other")
+            ] += 1
     for part, lines in parts.items():
         (HERE / f"{part}.jsonl").write_text("".join(line + "\n" for line in lines))
     for key, n in sorted(counts.items()):
