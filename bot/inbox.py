@@ -329,8 +329,26 @@ async def item_page(
             "mine": item.assigned_to == session.user.id,
             "when": lambda at: f"{at.astimezone(state.triage.rules.timezone):%a %-d %b, %H:%M}",
             "max_reply": MAX_REPLY,
+            "has_original": await store.original(item.id) is not None,
         },
         status=status,
+    )
+
+
+async def original(request: web.Request, session: Session) -> web.StreamResponse:
+    """The message as it arrived (a mail with its attachments), to open in a mail program."""
+    item = await item_for(request, session)
+    raw = await request.app[STATE].store.original(item.id)
+    if raw is None:
+        missing = notice(request, "Page not found", "missing", 404)
+        raise web.HTTPNotFound(text=missing.text, content_type="text/html", headers=HEADERS)
+    return web.Response(
+        body=raw,
+        content_type="message/rfc822",
+        headers={
+            **HEADERS,
+            "Content-Disposition": f'attachment; filename="{item.reference}.eml"',
+        },
     )
 
 
@@ -583,6 +601,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/inbox/events", staff(events))
     app.router.add_get("/inbox/reports", staff(report_page))
     app.router.add_get("/inbox/{reference}", staff(item_page))
+    app.router.add_get("/inbox/{reference}/original", staff(original))
     for name, handler in ACTIONS.items():
         app.router.add_post(f"/inbox/{{reference}}/{name}", staff(handler))
     app.router.add_static("/static/", STATIC)
