@@ -30,7 +30,7 @@ _NO_REPLY = re.compile(
 # the Welsh "Ar ... ysgrifennodd:", and the lines of dashes or underscores clients draw.
 _HISTORY = re.compile(
     r"^\s*(-{2,}\s*Original Message\s*-{2,}|_{10,}|Sent from my .*|"
-    r"Get Outlook for .*|On .{5,200}wrote:\s*|Ar .{5,200}ysgrifennodd:\s*)$",
+    r"Get Outlook for .*|On .{5,200}wrote:\s*|Ar .{5,200}ysgrifennodd.{0,200}:\s*)$",
     re.IGNORECASE,
 )
 _OUTLOOK = re.compile(r"^\s*\*?From:\*?\s.*$", re.IGNORECASE)  # then "Sent:" or "Date:"
