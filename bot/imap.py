@@ -20,8 +20,6 @@ import re
 import ssl
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,6 +96,8 @@ class GoogleToken:
     expires."""
 
     def __init__(self, client_id: str, secret: str, refresh_token: str, url: str) -> None:
+        import urllib.parse
+
         self._form = urllib.parse.urlencode(
             {
                 "client_id": client_id,
@@ -114,6 +114,9 @@ class GoogleToken:
         with self._lock:
             if self._cached is not None and self._cached[1] > time.monotonic():
                 return self._cached[0]
+            import urllib.error
+            import urllib.request  # here: only Google mailboxes need it
+
             request = urllib.request.Request(self._url, data=self._form, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=TIMEOUT) as response:

@@ -12,6 +12,7 @@ import pytest
 
 from bot.channels.email import EmailChannel, EmailSettings
 from bot.imap import RefusedLogin, xoauth2
+from bot.outbox import Sender
 from bot.web import State
 from tests.dovecot import USER, mail, running
 from tests.fakes.oauth import FakeOAuth, certificate
@@ -36,7 +37,11 @@ async def test_microsoft_365_by_msal_client_credentials(
 ) -> None:
     tls = certificate(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls[0]))  # MSAL (requests) trusts the stand-in
-    async with FakeOAuth(USER, CLIENT_ID, SECRET, tls) as oauth, SmtpReceiver() as smtp:
+    async with (
+        FakeOAuth(USER, CLIENT_ID, SECRET, tls) as oauth,
+        SmtpReceiver(USER, "no password: a token") as smtp,
+    ):
+        smtp.handler.accept_token = lambda user, token: user == USER and token in oauth.issued
         with running(oauth.introspection_url) as dovecot:
             dovecot.append(mail())
             env = {
@@ -49,11 +54,15 @@ async def test_microsoft_365_by_msal_client_credentials(
                 "MS_AUTHORITY": oauth.base,
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(smtp.port),
-                "SMTP_FROM": USER,
+                "SMTP_STARTTLS": "0",
+                "SMTP_USERNAME": USER,  # and no SMTP_PASSWORD: replies use the token too
             }
             channel = EmailChannel(state, EmailSettings(env))
             assert await channel.poll() is False
             assert await channel.poll() is False  # MSAL's cache: no second token request
+            await Sender(state.store, {"email": channel}, "test", clock=state.clock).once()
+            [sent] = smtp.mails
+            assert sent.login == USER and sent.message["In-Reply-To"] == "<first@example.net>"
             [item] = await state.store.open_items()
             assert item.sender == "jo@example.net"
             [grant] = oauth.grants

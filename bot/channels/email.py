@@ -59,6 +59,8 @@ class EmailSettings:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.imap = settings_from(env)
         self.smtp = SmtpChannel(env)
+        if self.imap.tokens is not None and not env.get("SMTP_PASSWORD"):
+            self.smtp.tokens = self.imap.tokens  # replies sign in as the mailbox's app too
         if self.smtp.problem:
             raise HoldingReplyError(
                 f"Email is not set up: replies go by SMTP, and {self.smtp.problem}."
