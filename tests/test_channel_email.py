@@ -272,3 +272,48 @@ async def test_the_store_keeps_the_original_until_purged(store: Store) -> None:
     await store.mark_done(result.item.reference, "sam", now)
     await store.purge(now + timedelta(days=1), now + timedelta(days=1))
     assert await store.original(result.item.id) is None
+
+
+async def test_the_first_poll_reads_the_last_day_only_and_late_mail_gets_no_reply(
+    dovecot: Dovecot, state: State, clock: Clock
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    dovecot.append(mail("Last week", message_id="<old@example.net>"),
+                   at=datetime.now(UTC) - timedelta(days=7))  # fmt: skip
+    dovecot.append(mail("Today", message_id="<new@example.net>", sender="sam@example.net"))
+    async with SmtpReceiver() as smtp:
+        async for h in make_harness(dovecot, state, smtp):
+            await h.polled(2)
+            # Mail filed into the folder late (its date two days before now): queued, and the
+            # team may answer it, but a "we're closed" two days on would mislead.
+            dovecot.append(mail("Filed late", message_id="<late@example.net>"),
+                           at=clock.now - timedelta(days=2))  # fmt: skip
+            await h.polled(2)
+            await h.sender.once()
+            items = {i.text.rpartition("\n")[2]: i for i in await state.store.open_items()}
+            assert sorted(items) == ["Filed late", "Today"]
+            late = items["Filed late"]
+            assert late.held_back == "older than 24 hours" and late.conversation is not None
+            assert [str(m["To"]) for m in h.sent()] == ["sam@example.net"]
+
+
+async def test_a_big_mail_is_kept_in_part(harness: Harness) -> None:
+    attachment = "QUJD" * 400_000  # 1.6 MB of base64
+    raw = mail(f"See attached.\n\n{attachment}", message_id="<big@example.net>")
+    await harness.deliver(raw)
+    [item] = await harness.state.store.open_items()
+    kept = await harness.state.store.original(item.id)
+    assert kept is not None and 262_144 < len(kept) < 300_000
+    assert kept.endswith(b"KB]\r\n") and item.text.startswith("Missed bin\n\nSee attached.")
+
+
+async def test_email_alerts_go_through_the_email_channel_when_it_runs(harness: Harness) -> None:
+    from bot.models import Outgoing
+
+    alert = Outgoing("email", "duty@example.org", "alert", "1 new message for waste\n- ABCD")
+    await harness.state.store.enqueue(alert, harness.state.clock())
+    await harness.sender.once()
+    [sent] = harness.sent()
+    assert sent["Subject"] == "1 new message for waste" and sent["To"] == "duty@example.org"
+    assert sent["Auto-Submitted"] == "auto-generated"
