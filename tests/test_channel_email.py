@@ -317,3 +317,13 @@ async def test_email_alerts_go_through_the_email_channel_when_it_runs(harness: H
     [sent] = harness.sent()
     assert sent["Subject"] == "1 new message for waste" and sent["To"] == "duty@example.org"
     assert sent["Auto-Submitted"] == "auto-generated"
+
+
+async def test_an_address_no_mail_server_would_take_is_a_dead_letter(harness: Harness) -> None:
+    from bot.models import Outgoing
+
+    bad = Outgoing("email", "jo@example.net\r\nBcc: everyone@example.net", "human", "Hello")
+    await harness.state.store.enqueue(bad, harness.state.clock())
+    await harness.sender.once()
+    [dead] = await harness.state.store.deliveries("dead")
+    assert "cannot write to" in (dead.last_error or "") and harness.sent() == []

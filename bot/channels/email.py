@@ -34,7 +34,7 @@ from aiohttp import web
 
 from bot import mail
 from bot.alerts import EmailChannel as SmtpChannel
-from bot.channels import Capabilities, Limits, TryLater
+from bot.channels import Capabilities, Limits, TryLater, Undeliverable
 from bot.errors import HoldingReplyError, StoreError
 from bot.imap import Fetched, Mailbox, MailboxError, RefusedLogin, settings_from
 from bot.jobs import holder_name
@@ -245,12 +245,15 @@ class EmailChannel:
                 raise TryLater(f"the original mail could not be read: {exc}") from None
             if raw is not None:
                 original = mail.parse(raw, self.settings.addresses)
-        message = mail.reply(
-            original,
-            sender=self.smtp.sender,
-            to=delivery.recipient,
-            text=delivery.text,
-            automatic=delivery.kind == "auto",
-            in_reply_to=delivery.reply_to,
-        )
+        try:
+            message = mail.reply(
+                original,
+                sender=self.smtp.sender,
+                to=delivery.recipient,
+                text=delivery.text,
+                automatic=delivery.kind == "auto",
+                in_reply_to=delivery.reply_to,
+            )
+        except (ValueError, IndexError) as exc:  # an address no mail server would take
+            raise Undeliverable(f"cannot write to {delivery.recipient!r}: {exc}") from None
         return await self.smtp.transmit(message, delivery.recipient)
