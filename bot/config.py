@@ -149,7 +149,10 @@ class Costs:
     def of(self, channel: str) -> float | None:
         if channel in self.unit:
             return self.unit[channel]
-        return self.unit.get("online") if channel in CHANNELS else None
+        # Imported email (other mailboxes) has no price unless [costs] email gives one: the
+        # Socitm "online" figure is for web self-service, not mail a person answers.
+        social = channel in CHANNELS and channel != "email"
+        return self.unit.get("online") if social else None
 
 
 @dataclass(frozen=True, slots=True)

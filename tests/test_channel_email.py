@@ -327,3 +327,21 @@ async def test_an_address_no_mail_server_would_take_is_a_dead_letter(harness: Ha
     await harness.sender.once()
     [dead] = await harness.state.store.deliveries("dead")
     assert "cannot write to" in (dead.last_error or "") and harness.sent() == []
+
+
+async def test_reports_count_email_beside_the_other_channels(harness: Harness) -> None:
+    from datetime import timedelta
+
+    from bot import reports
+    from bot.web import ingest
+
+    await harness.deliver(mail())
+    await ingest(harness.state, {"sender": "ann@example.org", "text": "Hello"})
+    rules, now = harness.state.triage.rules, harness.state.clock()
+    day = now.astimezone(rules.timezone).date()
+    start, end = day, day + timedelta(days=1)
+    data = await harness.state.store.report(*reports.local_range(start, end, rules), rules.timezone)
+    report = reports.to_json(reports.build(data, rules, start, end, now))
+    channels = {c["group"]: c for c in report["by_channel"]}
+    assert channels["email"]["messages"] == 1 and channels["email"]["auto_replies"] == 1
+    assert channels["web"]["messages"] == 1 and report["overall"]["messages"] == 2
