@@ -48,8 +48,10 @@ BATCH = 50  # mails read in one poll; the rest at the next, straight after
 REFUSED_RETRY_SECONDS = 900.0  # a refused login: a setting to fix, not a blip
 STALE = timedelta(hours=24)
 JOB = "email:poll"
-# One process polls at a time; one that dies mid-poll holds the lease no longer than this,
-# which is longer than a poll of BATCH mails can take.
+# One process polls at a time; one that dies mid-poll holds the lease no longer than this. A
+# poll stops taking new mail after half of it, so that even a server answering each command at
+# the last second of its timeout (bot.imap.TIMEOUT) cannot outlast the lease and be joined by
+# a second poll.
 POLL_LEASE = timedelta(minutes=10)
 
 
@@ -179,6 +181,8 @@ class EmailChannel:
     async def poll(self) -> bool:
         """Read what is new and store it; True if there is more than one poll takes."""
         box = Mailbox(self.settings.imap)
+        loop = asyncio.get_running_loop()
+        stop_at = loop.time() + POLL_LEASE.total_seconds() / 2
         store, folder = self.state.store, self.settings.imap.folder
         key = f"cursor:{folder}"
         try:
@@ -198,6 +202,8 @@ class EmailChannel:
             else:
                 uids = await asyncio.to_thread(box.after, last)
             for uid in uids[:BATCH]:
+                if loop.time() > stop_at:  # a slow server: the rest at the next poll
+                    return True
                 fetched = await asyncio.to_thread(box.fetch, uid)
                 if fetched is not None:
                     await self._take(fetched, validity)
