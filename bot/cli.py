@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from bot import when
 from bot.check import load, rules_path, summary
+from bot.config import CHANNELS
 from bot.durations import ParseError, Promise, parse_promise
 from bot.errors import HoldingReplyError, RulesError, StoreError
 from bot.models import (
@@ -201,7 +202,12 @@ def cmd_update(args: argparse.Namespace) -> int:
     return asyncio.run(_update(args))
 
 
-def personal_json(data: PersonalData, tz: ZoneInfo) -> dict[str, Any]:
+def personal_json(
+    data: PersonalData, tz: ZoneInfo, originals: Mapping[int, bytes] | None = None
+) -> dict[str, Any]:
+    """originals: message id -> the message as it arrived (a raw mail), where one was kept."""
+    kept = originals or {}
+
     def when(value: datetime | None) -> str | None:
         return value.astimezone(tz).isoformat() if value else None
 
@@ -231,6 +237,11 @@ def personal_json(data: PersonalData, tz: ZoneInfo) -> dict[str, Any]:
                     for r in data.replies
                     if r.message_id == item.id
                 ],
+                **(
+                    {"original": kept[item.id].decode("utf-8", "replace")}
+                    if item.id in kept
+                    else {}
+                ),
             }
             for item in data.items
         ],
@@ -241,7 +252,12 @@ async def _personal(args: argparse.Namespace, tz: ZoneInfo) -> int:
     async with open_store(database_url(), migrate=auto_migrate()) as store:
         data = await store.export(args.channel, args.sender)
         if args.command == "export":
-            print(json.dumps(personal_json(data, tz), ensure_ascii=False, indent=1))
+            originals = {}
+            for item in data.items:  # a mail as it arrived is theirs too
+                raw = await store.original(item.id)
+                if raw is not None:
+                    originals[item.id] = raw
+            print(json.dumps(personal_json(data, tz, originals), ensure_ascii=False, indent=1))
             return 0
         count = len(data.items)
         who = f"{args.sender!r} on {args.channel}"
@@ -618,7 +634,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("preview", help="say what the bot would answer to TEXT")
     rules_arg(s)
-    s.add_argument("--channel", default="web", choices=["web", "telegram", "x"])
+    s.add_argument("--channel", default="web", choices=CHANNELS)
     s.add_argument(
         "--at",
         action="append",
@@ -637,7 +653,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bio", help="print the one-line profile text for each channel")
     rules_arg(s)
-    s.add_argument("--channel", choices=["web", "telegram", "x"])
+    s.add_argument("--channel", choices=CHANNELS)
     s.set_defaults(func=cmd_bio)
 
     s = sub.add_parser("queue", help="list open messages, the most overdue first")
@@ -652,7 +668,7 @@ def parser() -> argparse.ArgumentParser:
     ):
         s = sub.add_parser(name, help=text)
         rules_arg(s)
-        s.add_argument("--channel", required=True, choices=["web", "telegram", "x"])
+        s.add_argument("--channel", required=True, choices=CHANNELS)
         s.add_argument("--sender", required=True, help="their address, handle or id")
         if name == "erase":
             s.add_argument("--yes", action="store_true", help="really erase: it cannot be undone")

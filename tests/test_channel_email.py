@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -345,3 +346,26 @@ async def test_reports_count_email_beside_the_other_channels(harness: Harness) -
     channels = {c["group"]: c for c in report["by_channel"]}
     assert channels["email"]["messages"] == 1 and channels["email"]["auto_replies"] == 1
     assert channels["web"]["messages"] == 1 and report["overall"]["messages"] == 2
+
+
+async def test_a_subject_access_export_includes_the_original_mail(tmp_path: Path) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from bot.models import Decision, Message
+    from tests.test_cli import run
+
+    url = f"sqlite:///{tmp_path}/sar.sqlite3"
+    raw = b"From: jo@example.net\r\nSubject: Bins\r\n\r\nMy bin.\r\n"
+    async with open_store(url) as store:
+        message = Message("email", "<s@x> jo@example.net", "jo@example.net", "Bins\n\nMy bin.",
+                          datetime.now(UTC), original=raw)  # fmt: skip
+        decision = Decision(True, None, None, None, None, None, "en", None, None)
+        await store.ingest(message, lambda s, r: decision)
+    done = await asyncio.to_thread(
+        run, "export", "--channel", "email", "--sender", "jo@example.net",
+        env={"DATABASE_URL": url},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [item] = json.loads(done.stdout)["messages"]
+    assert item["original"] == raw.decode()
