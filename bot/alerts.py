@@ -34,6 +34,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from bot.channels import Capabilities, Channel, Limits, TryLater, Undeliverable
 from bot.config import Route, Rules
 from bot.errors import StoreError
+from bot.imap import MailboxError, TokenSource, xoauth2
 from bot.models import Delivery, Outgoing, QueueItem
 from bot.web import State
 
@@ -74,6 +75,9 @@ class EmailChannel:
         starttls = (env.get("SMTP_STARTTLS") or "1").strip().lower()
         self.starttls = starttls not in ("0", "false", "no", "off")
         self.problem: str | None = None
+        # OAuth 2.0 instead of SMTP_PASSWORD (Microsoft 365 and Google refuse passwords): the
+        # email channel hands over its IMAP token source (bot.imap) when SMTP_PASSWORD is empty.
+        self.tokens: TokenSource | None = None
         self.port = int(port) if port.isdigit() else 0
         if not self.host:
             self.problem = "SMTP_HOST is not set"
@@ -106,10 +110,17 @@ class EmailChannel:
         message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2])
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies
         message.set_content(body.strip() + "\n")
+        return await self.transmit(message, delivery.recipient)
+
+    async def transmit(self, message: EmailMessage, recipient: str) -> str:
+        """Send one composed mail (an alert, or the email channel's reply) to one recipient;
+        return its Message-ID. Raises TryLater or Undeliverable."""
+        if self.problem:
+            raise Undeliverable(f"email is not set up: {self.problem}")
         if self._threads is None:
             self._threads = ThreadPoolExecutor(SMTP_THREADS, thread_name_prefix="smtp")
         # Cancelled while queued (the sender gave up), the future is cancelled and never runs.
-        await asyncio.wrap_future(self._threads.submit(self._send, message, delivery.recipient))
+        await asyncio.wrap_future(self._threads.submit(self._send, message, recipient))
         return str(message["Message-ID"])
 
     def _send(self, message: EmailMessage, recipient: str) -> None:
@@ -126,18 +137,25 @@ class EmailChannel:
             with client:
                 if self.port != 465 and self.starttls:
                     client.starttls(context=ssl.create_default_context())
-                if self.username:
+                if self.username and self.tokens is not None:
+                    sasl = xoauth2(self.username, self.tokens.token()).decode()
+                    client.ehlo_or_helo_if_needed()
+                    client.auth("XOAUTH2", lambda _challenge=None: sasl)
+                elif self.username:
                     client.login(self.username, self.password)
                 client.send_message(message, self.sender, [recipient])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (0, b""))
             _smtp_failure(f"the mail server refused {recipient}", code, reply)
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-            _smtp_failure("the mail server refused the alert", exc.smtp_code, exc.smtp_error)
+            _smtp_failure("the mail server refused the mail", exc.smtp_code, exc.smtp_error)
         except smtplib.SMTPAuthenticationError as exc:
+            how = "the OAuth 2.0 token" if self.tokens is not None else "SMTP_PASSWORD"
             raise TryLater(
-                f"the mail server refused SMTP_USERNAME and SMTP_PASSWORD ({exc.smtp_code})"
+                f"the mail server refused SMTP_USERNAME and {how} ({exc.smtp_code})"
             ) from None
+        except MailboxError as exc:  # no token: the sign-in service refused or is unreachable
+            raise TryLater(f"no OAuth 2.0 token to send with: {exc}") from None
         except smtplib.SMTPNotSupportedError:
             raise TryLater(
                 "the mail server does not offer STARTTLS; set SMTP_STARTTLS=0 only for a relay "

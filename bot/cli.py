@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,12 @@ def cmd_update(args: argparse.Namespace) -> int:
     return asyncio.run(_update(args))
 
 
-def personal_json(data: PersonalData, tz: ZoneInfo) -> dict[str, Any]:
+def personal_json(
+    data: PersonalData, tz: ZoneInfo, originals: Mapping[int, bytes] | None = None
+) -> dict[str, Any]:
+    """originals: message id -> the message as it arrived (a raw mail), where one was kept."""
+    kept = originals or {}
+
     def when(value: datetime | None) -> str | None:
         return value.astimezone(tz).isoformat() if value else None
 
@@ -241,6 +246,11 @@ def personal_json(data: PersonalData, tz: ZoneInfo) -> dict[str, Any]:
                     for r in data.replies
                     if r.message_id == item.id
                 ],
+                **(
+                    {"original": kept[item.id].decode("utf-8", "replace")}
+                    if item.id in kept
+                    else {}
+                ),
             }
             for item in data.items
         ],
@@ -251,7 +261,12 @@ async def _personal(args: argparse.Namespace, tz: ZoneInfo) -> int:
     async with open_store(database_url(), migrate=auto_migrate()) as store:
         data = await store.export(args.channel, args.sender)
         if args.command == "export":
-            print(json.dumps(personal_json(data, tz), ensure_ascii=False, indent=1))
+            originals = {}
+            for item in data.items:  # a mail as it arrived is theirs too
+                raw = await store.original(item.id)
+                if raw is not None:
+                    originals[item.id] = raw
+            print(json.dumps(personal_json(data, tz, originals), ensure_ascii=False, indent=1))
             return 0
         count = len(data.items)
         who = f"{args.sender!r} on {args.channel}"

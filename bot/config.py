@@ -31,7 +31,7 @@ from bot.schedule import Closure, Schedule, SpecialHours
 from bot.tomlfile import Key, TomlDocument, read_toml
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp")
+CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp", "email")
 LANGUAGES = ("en", "cy")
 
 # Every key rules.toml accepts, with a one-line description. `<day>` stands for a day name and
@@ -158,7 +158,10 @@ class Costs:
     def of(self, channel: str) -> float | None:
         if channel in self.unit:
             return self.unit[channel]
-        return self.unit.get("online") if channel in CHANNELS else None
+        # Imported email (other mailboxes) has no price unless [costs] email gives one: the
+        # Socitm "online" figure is for web self-service, not mail a person answers.
+        social = channel in CHANNELS and channel != "email"
+        return self.unit.get("online") if social else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0  # PaaS routers drop a connection idle for about 55 s
 MAX_REPLY = 4000
 MAX_NOTE = 4000
-CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp")
+CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp", "email")
 STATUSES = ("open", "done", "all")
 DONE_MESSAGES = {
     "claimed": "You are on this message now.",
@@ -336,8 +336,26 @@ async def item_page(
             "when": lambda at: f"{at.astimezone(state.triage.rules.timezone):%a %-d %b, %H:%M}",
             "max_reply": replying.max_length(item.channel, MAX_REPLY),
             "options": await replying.options(state, item),
+            "has_original": await store.original(item.id) is not None,
         },
         status=status,
+    )
+
+
+async def original(request: web.Request, session: Session) -> web.StreamResponse:
+    """The message as it arrived (a mail with its attachments), to open in a mail program."""
+    item = await item_for(request, session)
+    raw = await request.app[STATE].store.original(item.id)
+    if raw is None:
+        missing = notice(request, "Page not found", "missing", 404)
+        raise web.HTTPNotFound(text=missing.text, content_type="text/html", headers=HEADERS)
+    return web.Response(
+        body=raw,
+        content_type="message/rfc822",
+        headers={
+            **HEADERS,
+            "Content-Disposition": f'attachment; filename="{item.reference}.eml"',
+        },
     )
 
 
@@ -595,6 +613,7 @@ def add_routes(app: web.Application) -> None:
 
     add_rules_routes(app)  # before /inbox/{reference}, which would take /inbox/rules
     app.router.add_get("/inbox/{reference}", staff(item_page))
+    app.router.add_get("/inbox/{reference}/original", staff(original))
     for name, handler in ACTIONS.items():
         app.router.add_post(f"/inbox/{{reference}}/{name}", staff(handler))
     app.router.add_static("/static/", STATIC)

@@ -63,6 +63,9 @@ class Message:
     # The language the sender chose (the Welsh form at /cy/): the reply is in it whatever words
     # the message uses. None: triage reads the message to tell.
     language: str | None = None
+    # The message as the platform delivered it, kept for the team beside the text triage reads
+    # (a raw mail: every header and part). Stored with the message, in the same transaction.
+    original: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,9 @@ def parse_contacts(text: str, where: str) -> list[Contact]:
         if not channel:
             problems.append(f"{where} line {line}: the channel is empty; e.g. phone, email")
             continue
-        if channel in CHANNELS:
+        # Email stays importable: the mailbox the email channel reads is counted already, but most
+        # organisations have other mailboxes (the general enquiries one) whose mail it is not.
+        if channel in CHANNELS and channel != "email":
             problems.append(
                 f"{where} line {line}: channel {raw_channel!r} is one of Holding Reply's own "
                 "channels, whose messages are counted already; import other channels only "

@@ -76,6 +76,14 @@ def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
             from bot.channels.messenger import MessengerChannel
 
             channels[name] = MessengerChannel(state, meta, name)
+    if env.get("IMAP_HOST"):
+        if rules.channel("email").enabled:
+            from bot.channels.email import EmailChannel, EmailSettings
+
+            # Also sends the email alerts, in place of the alert-only email channel.
+            channels["email"] = EmailChannel(state, EmailSettings(env))
+        else:
+            log.warning("IMAP_HOST is set but rules.toml switches email off")
     return channels
 
 

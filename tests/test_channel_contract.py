@@ -1,4 +1,4 @@
-"""One contract for every channel: the same tests run over the web, Telegram and X.
+"""One contract for every channel: the same tests run over the web, Telegram, X and email.
 
 Each channel has a driver that plays the platform's side: it delivers a citizen's message the
 way the platform does (an HTTP POST, a Telegram webhook, an X mention found by polling), and
@@ -10,6 +10,7 @@ says so and is skipped for that channel only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, Protocol
@@ -212,10 +213,63 @@ class MetaDriver:
         await self.channel.start()
 
 
+class EmailDriver:
+    name = "email"
+    # SMTP has no retry-after: a 4xx is tried again after the outbox's first backoff, 2 s
+    # give or take a fifth (bot.outbox.backoff).
+    retry_after = 2.5
+    citizen = "jo@example.net"
+
+    def __init__(self, dovecot: Any, smtp: Any, channel: Any, sender: Sender, state: State):
+        self.dovecot = dovecot
+        self.smtp = smtp
+        self.channel = channel
+        self.sender = sender
+        self.state = state
+        self.count = 0
+
+    async def _polled(self, times: int = 2) -> None:
+        for _ in range(times):
+            self.channel.polled.clear()
+            await asyncio.wait_for(self.channel.polled.wait(), 20)
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        from tests.dovecot import mail
+
+        if again is not None:  # a position not saved (a crash): the same mail is read again
+            await self.state.store.set_state("email", "cursor:INBOX", "")
+            await self._polled()
+            return again
+        self.count += 1
+        raw = mail(text, sender=self.citizen, message_id=f"<c{self.count}@example.net>")
+        await asyncio.to_thread(self.dovecot.append, raw)
+        await self._polled()
+        return raw
+
+    async def received(self) -> list[str]:
+        bodies = (m.message.get_payload(decode=True) for m in self.smtp.mails)
+        return [b.decode().replace("\r\n", "\n").strip() for b in bodies]
+
+    def fail_next_send(self, kind: str) -> None:
+        reply = "451 4.7.1 Try again later" if kind == "429" else "550 5.1.1 No such user"
+        self.smtp.refuse(self.citizen, reply, once=True)
+
+    async def bad_secret(self) -> int:
+        pytest.skip("email is polled: there is no webhook to protect")
+
+    async def flush(self) -> None:
+        await self.sender.once()
+
+    async def restart(self) -> None:
+        await self.channel.stop()
+        await self.channel.start()
+        await self._polled(1)
+
+
 META = ("facebook", "instagram", "whatsapp")
 
 
-@pytest.fixture(params=["web", "telegram", "x", *META])
+@pytest.fixture(params=["web", "telegram", "x", *META, "email"])
 async def driver(
     request: pytest.FixtureRequest, state: State, clock: Clock, aiohttp_client: Any
 ) -> AsyncIterator[Driver]:
@@ -260,6 +314,18 @@ async def driver(
             from bot.channels.messenger import MessengerChannel
 
             channels[request.param] = MessengerChannel(state, settings, request.param)
+    email_servers = contextlib.AsyncExitStack()
+    if request.param == "email":
+        from bot.channels.email import EmailChannel, EmailSettings
+        from tests.dovecot import running
+        from tests.fakes.receivers import SmtpReceiver
+
+        dovecot = email_servers.enter_context(running())
+        smtp = await email_servers.enter_async_context(SmtpReceiver())
+        env = {**dovecot.env(), "EMAIL_POLL_SECONDS": "0.05", "SMTP_HOST": "127.0.0.1",
+               "SMTP_PORT": str(smtp.port), "SMTP_STARTTLS": "0",
+               "SMTP_FROM": "council@example.org"}  # fmt: skip
+        channels["email"] = EmailChannel(state, EmailSettings(env))
     sender = Sender(state.store, channels, "contract", clock=clock)
     if "x" in channels:  # X's real spacing (30 s between two replies to one person) is slow
         sender.paces["x"] = Pace(Limits(per_second=1000.0, per_recipient_seconds=0.0))
@@ -281,6 +347,8 @@ async def driver(
         elif x_fake is not None:
             await asyncio.wait_for(channels["x"].ready.wait(), 10)  # type: ignore[attr-defined]
             yield XDriver(x_fake, channels["x"], sender, state)
+        elif "email" in channels:
+            yield EmailDriver(dovecot, smtp, channels["email"], sender, state)
         else:
             yield WebDriver(client)
     finally:
@@ -293,6 +361,7 @@ async def driver(
             await x_fake.stop()
         if meta_fake is not None:
             await meta_fake.stop()
+        await email_servers.aclose()
 
 
 async def test_a_message_is_stored_and_acknowledged_once(driver: Driver, state: State) -> None:

@@ -234,3 +234,78 @@ async def test_the_server_alerts_the_staff_group_to_an_emergency_at_once(
     assert item.emergency is not None and item.reference in to_staff["text"]
     assert "collapsed" not in to_staff["text"]  # no message text unless [alerts] excerpt says
     assert len(fake.sent) == 2
+
+
+async def test_email_is_answered_once_by_two_servers_and_the_team_replies_in_the_thread(
+    tmp_path: Path, database: str
+) -> None:
+    """Two `python -m bot` processes read one mailbox (Dovecot) and send by one SMTP server:
+    each person's mail is stored once and answered once, in its thread; a mailing list's and an
+    out-of-office are queued and not answered; the team's reply goes out in the same thread."""
+    from tests.dovecot import mail, running
+    from tests.fakes.receivers import SmtpReceiver
+
+    london = ZoneInfo("Europe/London")
+    opening = datetime.now(london).date() + timedelta(days=2)
+    rules = staffed_only_on(tmp_path, opening)
+    with running() as dovecot:
+        async with SmtpReceiver() as smtp:
+            env = {
+                **dovecot.env(),
+                "EMAIL_POLL_SECONDS": "0.2",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(smtp.port),
+                "SMTP_STARTTLS": "0",
+                "SMTP_FROM": dovecot.user,
+            }
+            people = [f"person{i}@example.net" for i in range(5)]
+            for i, person in enumerate(people):
+                dovecot.append(mail(f"Question {i} about my bins", sender=person,
+                                    message_id=f"<q{i}@example.net>"))  # fmt: skip
+            listed = {"List-Id": "<residents.example.net>"}
+            dovecot.append(mail("Newsletter", sender="news@example.net",
+                                message_id="<n@example.net>", headers=listed))  # fmt: skip
+            dovecot.append(mail("I am away", sender="away@example.net", message_id="<o@x>",
+                                headers={"Auto-Submitted": "auto-replied"}))  # fmt: skip
+            one, two = await asyncio.gather(
+                asyncio.to_thread(Server, tmp_path, rules, database, env),
+                asyncio.to_thread(Server, tmp_path, rules, database, env),
+            )
+            try:
+                await until(lambda: len(smtp.mails) >= 5)
+                async with open_store(database) as store:
+                    await until_stored(store, 7)
+                    person = next(
+                        i for i in await store.open_items() if i.sender == "person0@example.net"
+                    )
+                    await store.send_human_reply(
+                        person.reference, "We'll collect it tomorrow.", "sam", datetime.now(UTC)
+                    )
+                await until(lambda: len(smtp.mails) >= 6)
+                await asyncio.sleep(1)  # a second reply to anyone would have come by now
+            finally:
+                await asyncio.gather(asyncio.to_thread(one.stop), asyncio.to_thread(two.stop))
+
+    to = sorted(str(m.message["To"]) for m in smtp.mails)
+    assert to == sorted([*people, "person0@example.net"])  # each once, and the team's reply
+    human = next(m.message for m in smtp.mails if m.message["Auto-Submitted"] is None)
+    assert human["In-Reply-To"] == "<q0@example.net>" and human["Subject"] == "Re: Missed bin"
+    auto = next(m.message for m in smtp.mails if m.message["To"] == "person1@example.net")
+    assert auto["Auto-Submitted"] == "auto-replied" and auto["In-Reply-To"] == "<q1@example.net>"
+    async with open_store(database) as store:
+        items = await store.open_items()
+    assert len(items) == 7
+    held = {i.sender: i.held_back for i in items if i.auto_reply is None}
+    assert held == {
+        "news@example.net": "mailing list (List-Id)",
+        "away@example.net": "automatic mail (Auto-Submitted: auto-replied)",
+    }
+    logged = "\n".join(str(line) for s in (one, two) for line in s.lines)
+    assert dovecot.password not in logged and "Question 3" not in logged
+
+
+async def until_stored(store: Any, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while len(await store.open_items()) < count:
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)

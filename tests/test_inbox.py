@@ -74,6 +74,7 @@ ROUTES = [
     ("GET", "/inbox/events"),
     ("GET", "/inbox/reports"),
     ("GET", "/inbox/{ref}"),
+    ("GET", "/inbox/{ref}/original"),
     ("POST", "/logout"),
     *[("POST", f"/inbox/{{ref}}/{name}") for name in inbox.ACTIONS],
 ]
@@ -492,3 +493,26 @@ async def test_the_last_30_days_report_is_for_admins_only(client: Client, state:
     overall = re.sub(r' data-label="[^"]*"', "", overall)  # the labels of the narrow layout
     # all: 2 in, 2 automatic replies, 0 human, 100% out of hours (Friday 8pm), 1 emergency of 2
     assert "<td>all</td><td>2</td><td>2</td><td>0</td><td>100%</td><td>50%</td>" in overall
+
+
+async def test_the_original_email_can_be_downloaded_by_whoever_may_see_the_item(
+    client: Client, state: State
+) -> None:
+    raw = b"From: ann@example.org\r\nSubject: Bins\r\n\r\nMy bin, again.\r\n"
+    message = Message(
+        "email", "<b@example.org> ann@example.org", "ann@example.org", "Bins\n\nMy bin, again.",
+        state.clock(), original=raw,
+    )  # fmt: skip
+    result, _ = await receive(state, message)
+    reference = result.item.reference
+    web_reference = await new_item(state, "Hello")
+    await log_in(client, "ada")
+    page = await (await client.get(f"/inbox/{reference}", headers=HTML)).text()
+    assert f'href="/inbox/{reference}/original"' in page
+    response = await client.get(f"/inbox/{reference}/original")
+    assert response.status == 200 and await response.read() == raw
+    assert response.content_type == "message/rfc822"
+    assert f'filename="{reference}.eml"' in response.headers["Content-Disposition"]
+    page = await (await client.get(f"/inbox/{web_reference}", headers=HTML)).text()
+    assert "/original" not in page
+    assert (await client.get(f"/inbox/{web_reference}/original")).status == 404

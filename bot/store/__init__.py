@@ -410,6 +410,11 @@ class Store(Protocol):
 
     async def set_state(self, channel: str, key: str, value: str) -> None: ...
 
+    async def original(self, message_id: int) -> bytes | None:
+        """The message as the platform delivered it (Message.original: a raw mail), or None
+        when none was kept or it has been purged or erased."""
+        ...
+
     async def edit_text(self, channel: str, platform_id: str, text: str) -> QueueItem | None:
         """A message edited on the platform: the queue shows the new text (nothing is sent).
         None if the message was never stored."""

@@ -334,6 +334,8 @@ class PostgresStore:
                     int(d.emergency is not None),
                 )
                 if stored is not None:
+                    if message.original is not None:
+                        await conn.execute(queries.INSERT_ORIGINAL, item_id, message.original)
                     item = new_item(item_id, reference, message, d)
                     return Ingested(item, duplicate=False)
             row = await conn.fetchrow(queries.BY_KEY, message.channel, message.platform_id)
@@ -426,6 +428,7 @@ class PostgresStore:
 
         async def run(conn: Conn) -> int:
             await conn.execute(queries.PURGE_REPLIES, before)
+            await conn.execute(queries.PURGE_ORIGINALS, before)
             status = await conn.execute(queries.PURGE_MESSAGES, before, at)
             await conn.execute(queries.PURGE_SENDERS, before)
             return int(status.rpartition(" ")[2])  # "UPDATE 12"
@@ -437,6 +440,7 @@ class PostgresStore:
 
         async def run(conn: Conn) -> int:
             await conn.execute(queries.ERASE_REPLIES, channel, sender)
+            await conn.execute(queries.ERASE_ORIGINALS, channel, sender)
             status = await conn.execute(queries.ERASE_MESSAGES, channel, sender, at)
             await conn.execute(queries.ERASE_SENDER, channel, sender)
             return int(status.rpartition(" ")[2])
@@ -557,6 +561,13 @@ class PostgresStore:
         async def run(conn: Conn) -> str | None:
             value = await conn.fetchval(queries.GET_STATE, channel, key)
             return None if value is None else str(value)
+
+        return await self._run("read from", run)
+
+    async def original(self, message_id: int) -> bytes | None:
+        async def run(conn: Conn) -> bytes | None:
+            value = await conn.fetchval(queries.GET_ORIGINAL, message_id)
+            return None if value is None else bytes(value)
 
         return await self._run("read from", run)
 

@@ -100,11 +100,15 @@ _BLANK = "text = '', sender = '', sender_name = NULL, platform_id = 'erased-' ||
 _DUE_FOR_PURGE = "received_at < $1 AND done_at IS NOT NULL AND erased_at IS NULL"
 PURGE_REPLIES = f"""UPDATE replies SET text = ''
 WHERE message_id IN (SELECT id FROM messages WHERE {_DUE_FOR_PURGE})"""
+PURGE_ORIGINALS = f"""DELETE FROM originals
+WHERE message_id IN (SELECT id FROM messages WHERE {_DUE_FOR_PURGE})"""
 PURGE_MESSAGES = f"UPDATE messages SET {_BLANK}, erased_at = $2 WHERE {_DUE_FOR_PURGE}"
 # A sender's row only matters for the cooldown; an opt-out is kept, as the person asked.
 PURGE_SENDERS = """DELETE FROM senders
 WHERE NOT opted_out AND (last_ack_at IS NULL OR last_ack_at < $1)"""
 ERASE_REPLIES = """UPDATE replies SET text = ''
+WHERE message_id IN (SELECT id FROM messages WHERE channel = $1 AND sender = $2)"""
+ERASE_ORIGINALS = """DELETE FROM originals
 WHERE message_id IN (SELECT id FROM messages WHERE channel = $1 AND sender = $2)"""
 ERASE_MESSAGES = f"""UPDATE messages SET {_BLANK}, erased_at = $3
 WHERE channel = $1 AND sender = $2"""
@@ -167,6 +171,9 @@ REVIVE = """UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at =
 WHERE id = $1 AND state = 'dead'"""
 
 # Channels' own small state (cursors such as X's since_id).
+# The message as the platform delivered it (a raw mail), kept for the team.
+INSERT_ORIGINAL = "INSERT INTO originals (message_id, content) VALUES ($1, $2)"
+GET_ORIGINAL = "SELECT content FROM originals WHERE message_id = $1"
 GET_STATE = "SELECT value FROM channel_state WHERE channel = $1 AND key = $2"
 SET_STATE = """INSERT INTO channel_state (channel, key, value) VALUES ($1, $2, $3)
 ON CONFLICT (channel, key) DO UPDATE SET value = excluded.value"""

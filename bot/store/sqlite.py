@@ -77,6 +77,7 @@ FROM (SELECT 1) LEFT JOIN senders s ON s.channel = $1 AND s.sender = $3"""
 _REFERENCE_TAKEN = _q(queries.REFERENCE_TAKEN)
 _INSERT_MESSAGE = _q(queries.INSERT_MESSAGE)
 _INSERT_REPLY = _q(queries.INSERT_REPLY)
+_INSERT_ORIGINAL = _q(queries.INSERT_ORIGINAL)
 _ACKNOWLEDGED = _q(queries.ACKNOWLEDGED)
 _DONE = _q(queries.DONE)
 _REOPEN = _q(queries.REOPEN)
@@ -222,6 +223,8 @@ def _ingest(
             message.thread,
         ),
     )
+    if message.original is not None:
+        conn.execute(_INSERT_ORIGINAL, (item_id, message.original))
     if d.reply is not None:
         conn.execute(_INSERT_REPLY, (item_id, "auto", d.template, d.reply, None, received))
         conn.execute(_ACKNOWLEDGED, (message.channel, message.sender, received, d.template))
@@ -630,6 +633,7 @@ class SQLiteStore:
 
         def run(conn: sqlite3.Connection) -> int:
             conn.execute(_q(queries.PURGE_REPLIES), (cutoff,))
+            conn.execute(_q(queries.PURGE_ORIGINALS), (cutoff,))
             count = conn.execute(_q(queries.PURGE_MESSAGES), (cutoff, now)).rowcount
             conn.execute(_q(queries.PURGE_SENDERS), (cutoff,))
             return int(count)
@@ -641,6 +645,7 @@ class SQLiteStore:
 
         def run(conn: sqlite3.Connection) -> int:
             conn.execute(_q(queries.ERASE_REPLIES), (channel, sender))
+            conn.execute(_q(queries.ERASE_ORIGINALS), (channel, sender))
             count = conn.execute(_q(queries.ERASE_MESSAGES), (channel, sender, now)).rowcount
             conn.execute(_q(queries.ERASE_SENDER), (channel, sender))
             return int(count)
@@ -762,6 +767,15 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> str | None:
             row = conn.execute(sql, (channel, key)).fetchone()
             return None if row is None else str(row[0])
+
+        return await self._read(run)
+
+    async def original(self, message_id: int) -> bytes | None:
+        sql = _q(queries.GET_ORIGINAL)
+
+        def run(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(sql, (message_id,)).fetchone()
+            return None if row is None else bytes(row[0])
 
         return await self._read(run)
 

@@ -9,9 +9,11 @@ test's event loop that records each message and can refuse recipients.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -113,10 +115,26 @@ class Mail:
 class _Handler:
     mails: list[Mail] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> SMTP reply
+    refuse_once: dict[str, str] = field(default_factory=dict)  # the same, for the next only
+    # (user, token) -> whether an OAuth 2.0 token is good, for AUTH XOAUTH2; None: refused
+    accept_token: Callable[[str, str], bool] | None = None
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2 as Microsoft 365 and Gmail take it: the initial response is
+        base64("user=" user ^A "auth=Bearer " token ^A ^A)."""
+        try:
+            user, auth = base64.b64decode(args[1]).decode().split("\x01")[:2]
+        except (IndexError, ValueError):
+            return AuthResult(success=False)
+        user, token = user.removeprefix("user="), auth.removeprefix("auth=Bearer ")
+        ok = self.accept_token is not None and self.accept_token(user, token)
+        return AuthResult(success=ok, auth_data=user.encode() if ok else None)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
+        if address in self.refuse_once:
+            return self.refuse_once.pop(address)
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -151,8 +169,8 @@ class SmtpReceiver:
     def mails(self) -> list[Mail]:
         return self.handler.mails
 
-    def refuse(self, address: str, reply: str) -> None:
-        self.handler.refuse[address] = reply
+    def refuse(self, address: str, reply: str, once: bool = False) -> None:
+        (self.handler.refuse_once if once else self.handler.refuse)[address] = reply
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
