@@ -12,7 +12,7 @@ import jinja2.meta
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
 from bot import when
-from bot.config import Rules, load_rules
+from bot.config import CHANNELS, Rules, load_rules
 from bot.durations import say_duration
 from bot.errors import Problem, RulesError
 from bot.responses import CHANNEL_LIMITS, REQUIRED, VARIABLES, Responses, sample_moments
@@ -64,7 +64,7 @@ def check_templates(triage: Triage) -> list[Problem]:
                 path = first_dir / language / f"{name}.txt"
                 problems.append(Problem(str(path), "", f"template missing; needed by {needed_by}"))
     enabled = [
-        c for c in ("web", "telegram", "x") if rules.channel(c).enabled and c in rules.channels
+        c for c in CHANNELS if rules.channel(c).enabled and c in rules.channels
     ]
     for language, name, channel, path in responses.files():
         if language not in rules.languages:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from bot import when
 from bot.check import load, rules_path, summary
+from bot.config import CHANNELS
 from bot.durations import ParseError, Promise, parse_promise
 from bot.errors import HoldingReplyError, RulesError, StoreError
 from bot.models import (
@@ -618,7 +619,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("preview", help="say what the bot would answer to TEXT")
     rules_arg(s)
-    s.add_argument("--channel", default="web", choices=["web", "telegram", "x"])
+    s.add_argument("--channel", default="web", choices=CHANNELS)
     s.add_argument(
         "--at",
         action="append",
@@ -637,7 +638,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bio", help="print the one-line profile text for each channel")
     rules_arg(s)
-    s.add_argument("--channel", choices=["web", "telegram", "x"])
+    s.add_argument("--channel", choices=CHANNELS)
     s.set_defaults(func=cmd_bio)
 
     s = sub.add_parser("queue", help="list open messages, the most overdue first")
@@ -652,7 +653,7 @@ def parser() -> argparse.ArgumentParser:
     ):
         s = sub.add_parser(name, help=text)
         rules_arg(s)
-        s.add_argument("--channel", required=True, choices=["web", "telegram", "x"])
+        s.add_argument("--channel", required=True, choices=CHANNELS)
         s.add_argument("--sender", required=True, help="their address, handle or id")
         if name == "erase":
             s.add_argument("--yes", action="store_true", help="really erase: it cannot be undone")

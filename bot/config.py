@@ -31,7 +31,7 @@ from bot.schedule import Closure, Schedule, SpecialHours
 from bot.tomlfile import Key, TomlDocument, read_toml
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-CHANNELS = ("web", "telegram", "x")
+CHANNELS = ("web", "telegram", "x", "mastodon", "bluesky")
 LANGUAGES = ("en", "cy")
 
 # Every key rules.toml accepts, with a one-line description. `<day>` stands for a day name and

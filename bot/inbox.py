@@ -38,7 +38,7 @@ POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0  # PaaS routers drop a connection idle for about 55 s
 MAX_REPLY = 4000
 MAX_NOTE = 4000
-CHANNELS = ("web", "telegram", "x")
+CHANNELS = ("web", "telegram", "x", "mastodon", "bluesky")
 STATUSES = ("open", "done", "all")
 DONE_MESSAGES = {
     "claimed": "You are on this message now.",

@@ -31,7 +31,7 @@ def reference_for(item_id: int) -> str:
 class Message:
     """One inbound message from a citizen, as every channel hands it to the core."""
 
-    channel: str  # "web", "telegram", "x"
+    channel: str  # "web", "telegram", "x", "mastodon", "bluesky"
     platform_id: str  # the platform's id for the message; idempotency key with channel
     sender: str  # the platform's id for the sender
     text: str

@@ -19,7 +19,13 @@ from bot import when
 from bot.durations import TimeRange
 
 # Longest reply each channel accepts, in characters.
-CHANNEL_LIMITS: dict[str, int] = {"web": 4000, "telegram": 4096, "x": 280}
+CHANNEL_LIMITS: dict[str, int] = {
+    "web": 4000,
+    "telegram": 4096,
+    "x": 280,
+    "mastodon": 500,  # most instances' limit; the channel reads its own and cuts to fit
+    "bluesky": 300,  # graphemes
+}
 
 # Templates every language must have, whatever the rules say.
 REQUIRED = ("acknowledgement", "out-of-hours", "closure", "bank-holiday", "bio")
@@ -28,7 +34,7 @@ REQUIRED = ("acknowledgement", "out-of-hours", "closure", "bank-holiday", "bio")
 # each of these set to its longest plausible value; the README lists them.
 VARIABLES: dict[str, str] = {
     "organisation": "The organisation's name.",
-    "channel": 'The channel the message came in on: "web", "telegram", "x".',
+    "channel": 'The channel the message came in on: "web", "telegram", "x", "mastodon", "bluesky".',
     "reference": 'The message\'s short reference, e.g. "7K3F-9QXA".',
     "name": "The sender's name if the channel gives one, else nothing.",
     "staffed": "True when a person is at the desk now.",

@@ -93,6 +93,13 @@ def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
             channels["x"] = XChannel(state, env)
         else:
             log.warning("X credentials are set but rules.toml switches x off")
+    if env.get("MASTODON_ACCESS_TOKEN") or env.get("MASTODON_API_BASE_URL"):
+        if rules.channel("mastodon").enabled:
+            from bot.channels.mastodon import MastodonChannel
+
+            channels["mastodon"] = MastodonChannel(state, env)
+        else:
+            log.warning("MASTODON_* is set but rules.toml switches mastodon off")
     return channels
 
 

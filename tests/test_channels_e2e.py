@@ -234,3 +234,52 @@ async def test_the_server_alerts_the_staff_group_to_an_emergency_at_once(
     assert item.emergency is not None and item.reference in to_staff["text"]
     assert "collapsed" not in to_staff["text"]  # no message text unless [alerts] excerpt says
     assert len(fake.sent) == 2
+
+
+async def test_mastodon_mentions_are_answered_once_by_two_servers_and_from_the_inbox(
+    tmp_path: Path, database: str
+) -> None:
+    """Two servers poll one instance: each person gets one reply; then the team's reply, put
+    in the outbox as the inbox does, goes out in the same thread."""
+    from tests.fakes.mastodon import FakeMastodon, account
+
+    opening = datetime.now(ZoneInfo("Europe/London")).date() + timedelta(days=2)
+    rules = staffed_only_on(tmp_path, opening)
+    async with FakeMastodon() as fake:
+        env = {
+            "MASTODON_API_BASE_URL": fake.url,
+            "MASTODON_ACCESS_TOKEN": fake.token,
+            "MASTODON_POLL_SECONDS": "0.2",
+        }
+        people = [account(str(3000 + i), f"person{i}", f"Person {i}") for i in range(8)]
+        mentions = [
+            fake.add_mention("@council Hello, I have a question about my account", sender=p)
+            for p in people
+        ]
+        one, two = await asyncio.gather(
+            asyncio.to_thread(Server, tmp_path, rules, database, env),
+            asyncio.to_thread(Server, tmp_path, rules, database, env),
+        )
+        try:
+            await until(lambda: len(fake.posted) >= len(people))
+            await asyncio.sleep(1.5)  # long enough for a second reply, if there were one
+            assert sorted(p["in_reply_to_id"] for p in fake.posted) == sorted(
+                m["id"] for m in mentions
+            )
+            async with open_store(database) as store:
+                item = next(i for i in await store.open_items() if i.sender == "3000")
+                await store.send_human_reply(
+                    item.reference, "A crew will call on Tuesday.", "sam", datetime.now(UTC)
+                )
+            await until(lambda: len(fake.posted) == len(people) + 1)
+        finally:
+            await asyncio.gather(asyncio.to_thread(one.stop), asyncio.to_thread(two.stop))
+
+    say_day = f"{opening:%A} {opening.day} {opening:%B}"
+    assert all(f"1pm on {say_day}" in p["text"] for p in fake.posted[:-1])
+    human = fake.posted[-1]
+    assert human["text"] == "@person0 A crew will call on Tuesday."
+    assert human["in_reply_to_id"] == mentions[0]["id"]
+    logged = "\n".join(str(line) for s in (one, two) for line in s.lines)
+    assert fake.token not in logged
+    assert "Hello, I have a question" not in logged
