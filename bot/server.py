@@ -100,6 +100,13 @@ def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
             channels["mastodon"] = MastodonChannel(state, env)
         else:
             log.warning("MASTODON_* is set but rules.toml switches mastodon off")
+    if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
+        if rules.channel("bluesky").enabled:
+            from bot.channels.bluesky import BlueskyChannel
+
+            channels["bluesky"] = BlueskyChannel(state, env)
+        else:
+            log.warning("BLUESKY_* is set but rules.toml switches bluesky off")
     return channels
 
 

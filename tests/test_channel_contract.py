@@ -210,7 +210,35 @@ class MastodonDriver:
         await asyncio.wait_for(self.channel.ready.wait(), 10)
 
 
-POLLED = {"mastodon": MastodonDriver}  # channel name -> driver, for the polled channels
+class BlueskyDriver(MastodonDriver):
+    name = "bluesky"
+    retry_after = 3.0  # the fake's ratelimit-reset is 3 s ahead (whole seconds)
+    notifications = "app.bsky.notification.listNotifications"
+
+    async def _polled(self, more: int = 2) -> None:
+        target = len(self.fake.requests_to(self.notifications)) + more
+        async with asyncio.timeout(10):
+            while len(self.fake.requests_to(self.notifications)) < target:
+                await asyncio.sleep(0.02)
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        if again is not None:  # a lost position reads the same notification again
+            await self.state.store.set_state("bluesky", "notifications_seen_at", "2000-01-01Z")
+            await self._polled()
+            return again
+        post = self.fake.add_post(f"@anytown.gov.uk {text}")
+        await self._polled()
+        return post
+
+    async def received(self) -> list[str]:
+        return [str(p["text"]) for p in self.fake.posted]
+
+    def fail_next_send(self, kind: str) -> None:
+        self.fake.fail_next("com.atproto.repo.createRecord", "429" if kind == "429" else "400")
+
+
+# Channel name -> driver, for the polled channels.
+POLLED: dict[str, type[MastodonDriver]] = {"mastodon": MastodonDriver, "bluesky": BlueskyDriver}
 
 
 async def polled_channel(name: str, state: State) -> tuple[Any, Channel]:
@@ -227,10 +255,23 @@ async def polled_channel(name: str, state: State) -> tuple[Any, Channel]:
             "MASTODON_POLL_SECONDS": "0.05",
         }
         return mastodon, MastodonChannel(state, env)
+    if name == "bluesky":
+        from bot.channels.bluesky import BlueskyChannel
+        from tests.fakes.bluesky import FakeBluesky
+
+        bluesky = FakeBluesky()
+        await bluesky.start()
+        env = {
+            "BLUESKY_HANDLE": bluesky.handle,
+            "BLUESKY_APP_PASSWORD": bluesky.password,
+            "BLUESKY_SERVICE_URL": bluesky.url,
+            "BLUESKY_POLL_SECONDS": "0.05",
+        }
+        return bluesky, BlueskyChannel(state, env)
     raise AssertionError(name)
 
 
-@pytest.fixture(params=["web", "telegram", "x", "mastodon"])
+@pytest.fixture(params=["web", "telegram", "x", "mastodon", "bluesky"])
 async def driver(
     request: pytest.FixtureRequest, state: State, clock: Clock, aiohttp_client: Any
 ) -> AsyncIterator[Driver]:
