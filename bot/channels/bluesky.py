@@ -183,7 +183,7 @@ class BlueskyChannel:
     async def start(self) -> None:
         if self._task is not None:
             return
-        from atproto import AsyncClient
+        from atproto_client import AsyncClient
 
         self._client = AsyncClient(base_url=self.settings.service_url)
         self._client.on_session_change(self._keep_session)
@@ -394,7 +394,7 @@ class BlueskyChannel:
             return every
 
     async def _poll_notifications(self) -> None:
-        from atproto import models
+        from atproto_client import models
 
         seen_text = await self.state.store.get_state(self.name, SEEN)
         seen = _when(seen_text) if seen_text else None
@@ -474,7 +474,7 @@ class BlueskyChannel:
         )
 
     async def _poll_chat(self) -> None:
-        from atproto import models
+        from atproto_client import models
 
         cursor = await self.state.store.get_state(self.name, CHAT_CURSOR)
         for _ in range(MAX_PAGES):
@@ -528,7 +528,7 @@ class BlueskyChannel:
     # Sending.
 
     async def send(self, delivery: Delivery) -> str | None:
-        from atproto import models
+        from atproto_client import models
         from atproto_client.exceptions import (
             AtProtocolError,
             BadRequestError,
