@@ -139,7 +139,8 @@ _CONTACT_CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,39}")
 class Costs:
     """The [costs] table: pounds per contact on each channel, and where the figures come from.
 
-    Social channels (web, Telegram, X, Mastodon, Bluesky) are priced as `online`, unless given their own figure."""
+    Social channels (web, Telegram, X, Mastodon, Bluesky) are priced as `online`, unless given
+    their own figure."""
 
     unit: Mapping[str, float] = field(
         default_factory=lambda: {"face_to_face": 8.62, "phone": 2.83, "online": 0.15}

@@ -40,7 +40,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,6 +75,7 @@ SESSION = "session"
 _CREATE_MESSAGE = "chat.bsky.convo.defs#logCreateMessage"
 _MESSAGE_VIEW = "chat.bsky.convo.defs#messageView"
 _LINK = re.compile(r"https?://[^\s<>\"]+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class BlueskyConfigError(HoldingReplyError):
@@ -147,10 +148,12 @@ def link_spans(text: str) -> list[tuple[int, int, str]]:
 
 
 def _when(value: Any) -> datetime | None:
+    """An AT Protocol datetime (ISO 8601, "Z" or an offset) as an aware datetime, or None."""
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class BlueskyChannel:
@@ -416,7 +419,7 @@ class BlueskyChannel:
             if older or not cursor:
                 break
         done: str | None = None
-        for notification in sorted(fresh, key=lambda n: _when(n.indexed_at) or datetime.min):
+        for notification in sorted(fresh, key=lambda n: _when(n.indexed_at) or _EPOCH):
             try:
                 await self._on_post(notification)
             except StoreError as exc:

@@ -38,7 +38,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
@@ -367,6 +367,8 @@ class MastodonChannel:
         created = status.get("created_at")
         if isinstance(created, str):
             created = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        if isinstance(created, datetime) and created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
         no_reply = (
             "automated account"
             if account.get("bot")
