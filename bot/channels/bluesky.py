@@ -12,8 +12,11 @@ Receiving. Every BLUESKY_POLL_SECONDS (default 60) one process (a lease in the s
 account's notifications for mentions, replies and quotes (app.bsky.notification.listNotifications)
 newer than the position kept in the store ("notifications_seen_at", the newest indexedAt
 handled), and another lease reads direct messages from the chat service's log
-(chat.bsky.convo.getLog, its cursor kept as "chat_cursor"). Chat calls go to
-BLUESKY_SERVICE_URL too, with the atproto-proxy header naming Bluesky's chat service. An app
+(chat.bsky.convo.getLog, its cursor kept as "chat_cursor"). Every call goes to
+BLUESKY_SERVICE_URL, or to the host its login names (the SDK follows the session's DID
+document, as Bluesky's own apps do: bsky.social names the account's PDS, a self-hosted PDS or a
+test server names itself); chat calls go the same way, with the atproto-proxy header naming
+Bluesky's chat service. An app
 password made without direct message access is refused by the chat service: that is logged,
 direct messages are looked at again every 15 minutes, and mentions carry on. Positions move only
 past what is stored; the store's idempotency on (channel, platform_id), "post:<at-uri>" and
