@@ -63,9 +63,7 @@ def check_templates(triage: Triage) -> list[Problem]:
             if name not in present:
                 path = first_dir / language / f"{name}.txt"
                 problems.append(Problem(str(path), "", f"template missing; needed by {needed_by}"))
-    enabled = [
-        c for c in CHANNELS if rules.channel(c).enabled and c in rules.channels
-    ]
+    enabled = [c for c in CHANNELS if rules.channel(c).enabled and c in rules.channels]
     for language, name, channel, path in responses.files():
         if language not in rules.languages:
             continue
