@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -363,3 +365,14 @@ def test_link_spans_count_utf8_bytes() -> None:
 def test_settings_name_what_is_wrong(env: dict[str, str], message: str) -> None:
     with pytest.raises(BlueskyConfigError, match=message):
         BlueskySettings(env)
+
+
+def test_the_sdk_is_imported_only_when_the_channel_starts() -> None:
+    """atproto's models cost about 32 MB: a server without Bluesky never loads them."""
+    code = (
+        "import sys, bot.server, bot.cli, bot.channels.bluesky, bot.channels.mastodon\n"
+        "heavy = {'atproto', 'atproto_client', 'mastodon', 'requests'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
