@@ -31,7 +31,9 @@ from bot.schedule import Closure, Schedule, SpecialHours
 from bot.tomlfile import Key, TomlDocument, read_toml
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp", "email")
+CHANNELS = (
+    "web", "telegram", "x", "facebook", "instagram", "whatsapp", "email", "mastodon", "bluesky",
+)  # fmt: skip
 LANGUAGES = ("en", "cy")
 
 # Every key rules.toml accepts, with a one-line description. `<day>` stands for a day name and
@@ -148,7 +150,8 @@ _CONTACT_CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,39}")
 class Costs:
     """The [costs] table: pounds per contact on each channel, and where the figures come from.
 
-    Social channels (web, Telegram, X) are priced as `online`, unless given their own figure."""
+    Social channels (web, Telegram, X, Mastodon, Bluesky) are priced as `online`, unless given
+    their own figure."""
 
     unit: Mapping[str, float] = field(
         default_factory=lambda: {"face_to_face": 8.62, "phone": 2.83, "online": 0.15}

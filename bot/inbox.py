@@ -27,6 +27,7 @@ from aiohttp import web
 from bot import replying
 from bot.auth import SESSION_LENGTH, Session, TooManyAttempts, csrf_ok, log_in, session_for
 from bot.auth import token_hash as hash_token
+from bot.config import CHANNELS
 from bot.errors import StoreError
 from bot.language import welsh_or_none
 from bot.models import QueueItem, User
@@ -40,7 +41,6 @@ POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0  # PaaS routers drop a connection idle for about 55 s
 MAX_REPLY = 4000
 MAX_NOTE = 4000
-CHANNELS = ("web", "telegram", "x", "facebook", "instagram", "whatsapp", "email")
 STATUSES = ("open", "done", "all")
 DONE_MESSAGES = {
     "claimed": "You are on this message now.",

@@ -46,7 +46,7 @@ def reference_for(item_id: int) -> str:
 class Message:
     """One inbound message from a citizen, as every channel hands it to the core."""
 
-    channel: str  # "web", "telegram", "x", "facebook", "instagram", "whatsapp"
+    channel: str  # one of bot.config.CHANNELS: "web", "telegram", "x", "facebook"...
     platform_id: str  # the platform's id for the message; idempotency key with channel
     sender: str  # the platform's id for the sender
     text: str

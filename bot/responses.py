@@ -35,6 +35,8 @@ CHANNEL_LIMITS: dict[str, int] = {
     "facebook": 2000,
     "instagram": 1000,
     "whatsapp": 4096,
+    "mastodon": 500,  # most instances' limit; the channel reads its own and cuts to fit
+    "bluesky": 300,  # graphemes
 }
 
 # Templates every language must have, whatever the rules say.
@@ -46,7 +48,7 @@ VARIABLES: dict[str, str] = {
     "organisation": "The organisation's name.",
     "channel": (
         'The channel the message came in on: "web", "telegram", "x", "facebook", "instagram", '
-        '"whatsapp".'
+        '"whatsapp", "email", "mastodon", "bluesky".'
     ),
     "reference": 'The message\'s short reference, e.g. "7K3F-9QXA".',
     "name": "The sender's name if the channel gives one, else nothing.",

@@ -84,6 +84,20 @@ def build_channels(state: State, env: Mapping[str, str]) -> dict[str, Channel]:
             channels["email"] = EmailChannel(state, EmailSettings(env))
         else:
             log.warning("IMAP_HOST is set but rules.toml switches email off")
+    if env.get("MASTODON_ACCESS_TOKEN") or env.get("MASTODON_API_BASE_URL"):
+        if rules.channel("mastodon").enabled:
+            from bot.channels.mastodon import MastodonChannel
+
+            channels["mastodon"] = MastodonChannel(state, env)
+        else:
+            log.warning("MASTODON_* is set but rules.toml switches mastodon off")
+    if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
+        if rules.channel("bluesky").enabled:
+            from bot.channels.bluesky import BlueskyChannel
+
+            channels["bluesky"] = BlueskyChannel(state, env)
+        else:
+            log.warning("BLUESKY_* is set but rules.toml switches bluesky off")
     return channels
 
 

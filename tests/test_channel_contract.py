@@ -1,4 +1,5 @@
-"""One contract for every channel: the same tests run over the web, Telegram, X and email.
+"""One contract for every channel: the same tests run over the web, Telegram,
+X, Facebook, Instagram, WhatsApp, email, Mastodon and Bluesky.
 
 Each channel has a driver that plays the platform's side: it delivers a citizen's message the
 way the platform does (an HTTP POST, a Telegram webhook, an X mention found by polling), and
@@ -266,10 +267,114 @@ class EmailDriver:
         await self._polled(1)
 
 
+class MastodonDriver:
+    name = "mastodon"
+    retry_after = 3.0  # the fake's X-RateLimit-Reset is 3 s ahead (whole seconds)
+
+    def __init__(self, fake: Any, channel: Any, sender: Sender, state: State) -> None:
+        self.fake = fake
+        self.channel = channel
+        self.sender = sender
+        self.state = state
+
+    async def _polled(self, more: int = 2) -> None:
+        target = len(self.fake.requests_to("notifications")) + more
+        async with asyncio.timeout(10):
+            while len(self.fake.requests_to("notifications")) < target:
+                await asyncio.sleep(0.02)
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        if again is not None:  # Mastodon never pushes twice; a stale cursor reads it again
+            await self.state.store.set_state("mastodon", "notifications_since_id", "1")
+            await self._polled()
+            return again
+        status = self.fake.add_mention(f"@council {text}")
+        await self._polled()
+        return status
+
+    async def received(self) -> list[str]:
+        return [str(p["text"]).removeprefix("@jobloggs@example.org ") for p in self.fake.posted]
+
+    def fail_next_send(self, kind: str) -> None:
+        self.fake.fail_next("statuses", "429" if kind == "429" else "422")
+
+    async def bad_secret(self) -> int:
+        pytest.skip("Mastodon is polled: there is no webhook to protect")
+
+    async def flush(self) -> None:
+        await self.sender.once()
+
+    async def restart(self) -> None:
+        await self.channel.stop()
+        await self.channel.start()
+        await asyncio.wait_for(self.channel.ready.wait(), 10)
+
+
+class BlueskyDriver(MastodonDriver):
+    name = "bluesky"
+    retry_after = 3.0  # the fake's ratelimit-reset is 3 s ahead (whole seconds)
+    notifications = "app.bsky.notification.listNotifications"
+
+    async def _polled(self, more: int = 2) -> None:
+        target = len(self.fake.requests_to(self.notifications)) + more
+        async with asyncio.timeout(10):
+            while len(self.fake.requests_to(self.notifications)) < target:
+                await asyncio.sleep(0.02)
+
+    async def deliver(self, text: str, again: Any = None) -> Any:
+        if again is not None:  # a lost position reads the same notification again
+            await self.state.store.set_state("bluesky", "notifications_seen_at", "2000-01-01Z")
+            await self._polled()
+            return again
+        post = self.fake.add_post(f"@anytown.gov.uk {text}")
+        await self._polled()
+        return post
+
+    async def received(self) -> list[str]:
+        return [str(p["text"]) for p in self.fake.posted]
+
+    def fail_next_send(self, kind: str) -> None:
+        self.fake.fail_next("com.atproto.repo.createRecord", "429" if kind == "429" else "400")
+
+
+# Channel name -> driver, for the polled channels.
+POLLED: dict[str, type[MastodonDriver]] = {"mastodon": MastodonDriver, "bluesky": BlueskyDriver}
+
+
+async def polled_channel(name: str, state: State) -> tuple[Any, Channel]:
+    """The fake platform, started, and the channel pointed at it."""
+    if name == "mastodon":
+        from bot.channels.mastodon import MastodonChannel
+        from tests.fakes.mastodon import FakeMastodon
+
+        mastodon = FakeMastodon()
+        await mastodon.start()
+        env = {
+            "MASTODON_API_BASE_URL": mastodon.url,
+            "MASTODON_ACCESS_TOKEN": mastodon.token,
+            "MASTODON_POLL_SECONDS": "0.05",
+        }
+        return mastodon, MastodonChannel(state, env)
+    if name == "bluesky":
+        from bot.channels.bluesky import BlueskyChannel
+        from tests.fakes.bluesky import FakeBluesky
+
+        bluesky = FakeBluesky()
+        await bluesky.start()
+        env = {
+            "BLUESKY_HANDLE": bluesky.handle,
+            "BLUESKY_APP_PASSWORD": bluesky.password,
+            "BLUESKY_SERVICE_URL": bluesky.url,
+            "BLUESKY_POLL_SECONDS": "0.05",
+        }
+        return bluesky, BlueskyChannel(state, env)
+    raise AssertionError(name)
+
+
 META = ("facebook", "instagram", "whatsapp")
 
 
-@pytest.fixture(params=["web", "telegram", "x", *META, "email"])
+@pytest.fixture(params=["web", "telegram", "x", *META, "email", *POLLED])
 async def driver(
     request: pytest.FixtureRequest, state: State, clock: Clock, aiohttp_client: Any
 ) -> AsyncIterator[Driver]:
@@ -326,9 +431,13 @@ async def driver(
                "SMTP_PORT": str(smtp.port), "SMTP_STARTTLS": "0",
                "SMTP_FROM": "council@example.org"}  # fmt: skip
         channels["email"] = EmailChannel(state, EmailSettings(env))
+    polled: Any = None
+    if request.param in POLLED:
+        polled, channels[request.param] = await polled_channel(request.param, state)
     sender = Sender(state.store, channels, "contract", clock=clock)
-    if "x" in channels:  # X's real spacing (30 s between two replies to one person) is slow
-        sender.paces["x"] = Pace(Limits(per_second=1000.0, per_recipient_seconds=0.0))
+    for name in ("x", *POLLED):  # real spacing (seconds between two replies to one person)
+        if name in channels:
+            sender.paces[name] = Pace(Limits(per_second=1000.0, per_recipient_seconds=0.0))
     state.wake = sender.wake
     app = make_app(state)
     for channel in channels.values():
@@ -347,6 +456,10 @@ async def driver(
         elif x_fake is not None:
             await asyncio.wait_for(channels["x"].ready.wait(), 10)  # type: ignore[attr-defined]
             yield XDriver(x_fake, channels["x"], sender, state)
+        elif polled is not None:
+            channel = channels[request.param]
+            await asyncio.wait_for(channel.ready.wait(), 10)  # type: ignore[attr-defined]
+            yield POLLED[request.param](polled, channel, sender, state)
         elif "email" in channels:
             yield EmailDriver(dovecot, smtp, channels["email"], sender, state)
         else:
@@ -361,6 +474,8 @@ async def driver(
             await x_fake.stop()
         if meta_fake is not None:
             await meta_fake.stop()
+        if polled is not None:
+            await polled.stop()
         await email_servers.aclose()
 
 

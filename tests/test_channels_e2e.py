@@ -309,3 +309,113 @@ async def until_stored(store: Any, count: int) -> None:
     while len(await store.open_items()) < count:
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.1)
+
+
+async def test_mastodon_mentions_are_answered_once_by_two_servers_and_from_the_inbox(
+    tmp_path: Path, database: str
+) -> None:
+    """Two servers poll one instance: each person gets one reply; then the team's reply, put
+    in the outbox as the inbox does, goes out in the same thread."""
+    from tests.fakes.mastodon import FakeMastodon, account
+
+    opening = datetime.now(ZoneInfo("Europe/London")).date() + timedelta(days=2)
+    rules = staffed_only_on(tmp_path, opening)
+    async with FakeMastodon() as fake:
+        env = {
+            "MASTODON_API_BASE_URL": fake.url,
+            "MASTODON_ACCESS_TOKEN": fake.token,
+            "MASTODON_POLL_SECONDS": "0.2",
+        }
+        people = [account(str(3000 + i), f"person{i}", f"Person {i}") for i in range(8)]
+        mentions = [
+            fake.add_mention("@council Hello, I have a question about my account", sender=p)
+            for p in people
+        ]
+        one, two = await asyncio.gather(
+            asyncio.to_thread(Server, tmp_path, rules, database, env),
+            asyncio.to_thread(Server, tmp_path, rules, database, env),
+        )
+        try:
+            await until(lambda: len(fake.posted) >= len(people))
+            await asyncio.sleep(1.5)  # long enough for a second reply, if there were one
+            assert sorted(p["in_reply_to_id"] for p in fake.posted) == sorted(
+                m["id"] for m in mentions
+            )
+            async with open_store(database) as store:
+                item = next(i for i in await store.open_items() if i.sender == "3000")
+                await store.send_human_reply(
+                    item.reference, "A crew will call on Tuesday.", "sam", datetime.now(UTC)
+                )
+            await until(lambda: len(fake.posted) == len(people) + 1)
+        finally:
+            await asyncio.gather(asyncio.to_thread(one.stop), asyncio.to_thread(two.stop))
+
+    say_day = f"{opening:%A} {opening.day} {opening:%B}"
+    assert all(f"1pm on {say_day}" in p["text"] for p in fake.posted[:-1])
+    human = fake.posted[-1]
+    assert human["text"] == "@person0 A crew will call on Tuesday."
+    assert human["in_reply_to_id"] == mentions[0]["id"]
+    logged = "\n".join(str(line) for s in (one, two) for line in s.lines)
+    assert fake.token not in logged
+    assert "Hello, I have a question" not in logged
+
+
+async def test_bluesky_is_answered_once_by_two_servers_that_log_in_once_each_at_most(
+    tmp_path: Path, database: str
+) -> None:
+    """Two servers poll one PDS: each mention and direct message gets one reply, in its
+    thread or conversation; polls reuse the session; the team's reply goes out in the thread."""
+    from tests.fakes.bluesky import FakeBluesky, profile
+
+    opening = datetime.now(ZoneInfo("Europe/London")).date() + timedelta(days=2)
+    rules = staffed_only_on(tmp_path, opening)
+    async with FakeBluesky() as fake:
+        env = {
+            "BLUESKY_HANDLE": fake.handle,
+            "BLUESKY_APP_PASSWORD": fake.password,
+            "BLUESKY_SERVICE_URL": fake.url,
+            "BLUESKY_POLL_SECONDS": "0.2",
+        }
+        people = [
+            profile(f"did:plc:person{i:019d}", f"person{i}.bsky.social", f"Person {i}")
+            for i in range(6)
+        ]
+        mentions = [
+            fake.add_post("@anytown.gov.uk Hello, I have a question about my account", author=p)
+            for p in people
+        ]
+        one, two = await asyncio.gather(
+            asyncio.to_thread(Server, tmp_path, rules, database, env),
+            asyncio.to_thread(Server, tmp_path, rules, database, env),
+        )
+        try:
+            await until(lambda: len(fake.requests_to("chat.bsky.convo.getLog")) >= 1)
+            dm = fake.add_dm("Hello, I have a question about my bill", convo="convo-9")
+            await until(lambda: len(fake.posted) >= len(people) and len(fake.dms_sent) >= 1)
+            await asyncio.sleep(1.5)  # long enough for a second reply, if there were one
+            polls = len(fake.requests_to("app.bsky.notification.listNotifications"))
+            assert sorted(p["reply"]["parent"]["uri"] for p in fake.posted) == sorted(
+                m["uri"] for m in mentions
+            )
+            async with open_store(database) as store:
+                item = next(i for i in await store.open_items() if i.sender == people[0]["did"])
+                await store.send_human_reply(
+                    item.reference, "A crew will call on Tuesday.", "sam", datetime.now(UTC)
+                )
+            await until(lambda: len(fake.posted) == len(people) + 1)
+        finally:
+            await asyncio.gather(asyncio.to_thread(one.stop), asyncio.to_thread(two.stop))
+
+    say_day = f"{opening:%A} {opening.day} {opening:%B}"
+    assert all(f"1pm on {say_day}" in p["text"] for p in fake.posted[:-1])
+    human = fake.posted[-1]
+    assert human["text"] == "A crew will call on Tuesday."
+    assert human["reply"]["parent"]["uri"] == mentions[0]["uri"]
+    [sent_dm] = fake.dms_sent
+    assert sent_dm["convoId"] == "convo-9" and f"1pm on {say_day}" in sent_dm["text"]
+    assert dm["text"] != sent_dm["text"]
+    assert polls >= 4 and fake.sessions <= 2  # a login per process at most, never per poll
+    logged = "\n".join(str(line) for s in (one, two) for line in s.lines)
+    assert fake.password not in logged
+    assert "eyJ" not in logged  # no token
+    assert "Hello, I have a question" not in logged

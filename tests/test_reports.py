@@ -316,3 +316,25 @@ def test_a_long_report_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -
 
     piped = subprocess.run(command, capture_output=True, env=env, cwd=ROOT, timeout=60)
     assert piped.returncode == 0 and b"[#" not in piped.stderr  # not a terminal: no bar
+
+
+async def test_mastodon_and_bluesky_are_counted_as_social_channels(
+    database: str, rules: Rules
+) -> None:
+    from tests.store.test_store_reports import add
+
+    async with open_store(database) as store:
+        await add(store, "n1", "mastodon", "2025-06-02T08:00", human_reply="2025-06-02T08:30")
+        await add(store, "n2", "bluesky", "2025-06-02T09:00", human_reply="2025-06-02T09:10")
+        await add(store, "n3", "bluesky", "2025-06-03T09:00")
+        data = await store.report(START, END, LONDON)
+    out = to_json(build(data, rules, date(2025, 6, 2), date(2025, 6, 5), NOW))
+    channels = {row["group"]: row for row in out["by_channel"]}
+    assert (channels["mastodon"]["messages"], channels["bluesky"]["messages"]) == (1, 2)
+    assert channels["bluesky"]["first_reply_median_seconds"] == 600
+    assert {c["channel"]: c["unit_cost"] for c in out["contacts"]} == {
+        "bluesky": 0.15,
+        "mastodon": 0.15,
+    }
+    with pytest.raises(HoldingReplyError, match="one of Holding Reply's own channels"):
+        parse_contacts("date,channel,count\n2025-06-02,Bluesky,3\n", "contacts.csv")

@@ -55,6 +55,7 @@ import tweepy  # type: ignore[import-untyped]
 from aiohttp import web
 
 from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.channels.fitting import fit
 from bot.errors import StoreError
 from bot.jobs import holder_name
 from bot.models import Delivery, Message
@@ -89,8 +90,6 @@ DM_FIELDS = ["id", "text", "event_type", "created_at", "sender_id", "dm_conversa
 
 _OPT = re.compile(r"(stop|start)[.!]?", re.IGNORECASE)
 _LEADING_NAMES = re.compile(r"^(?:\s*@\w{1,15})+\s*")
-_REFERENCE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
-_SENTENCE_END = re.compile(r"[.!?:;]\s+|\n")
 # X counts a URL as 23 characters whatever its length; these are what it would link.
 _URL = re.compile(r"https?://\S+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/\S*)?", re.IGNORECASE)
 # twitter-text v3: code points in these ranges weigh 1, every other one 2.
@@ -140,40 +139,12 @@ def weighted_length(text: str) -> int:
     return length + 23 * len(_URL.findall(text))
 
 
-def _shorten(text: str, budget: int) -> str:
-    """`text` cut at a word boundary, with "…", to weigh at most `budget`."""
-    text = text.strip()
-    if weighted_length(text) <= budget:
-        return text
-    words = text.split(" ")
-    while words:
-        words.pop()
-        cut = " ".join(words).rstrip(" ,;:-–") + "…"
-        if weighted_length(cut) <= budget:
-            return cut
-    return ""
-
-
 def fit_reply(text: str, username: str | None, limit: int = TWEET_LIMIT) -> str:
     """The reply to post: "@username " first, within `limit`, the reference's sentence whole."""
     prefix = ""
     if username and not text.lower().startswith(f"@{username.lower()}"):
         prefix = f"@{username} "
-    full = prefix + text
-    if weighted_length(full) <= limit:
-        return full
-    budget = limit - weighted_length(prefix)
-    found = list(_REFERENCE.finditer(text))
-    if not found:
-        return prefix + _shorten(text, budget)
-    ref = found[-1]
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, ref.start())]
-    start = ends[-1] if ends else 0
-    keep = text[start:].strip()
-    if weighted_length(keep) > budget // 2:  # a long tail after the reference may go
-        keep = text[start : ref.end()].strip()
-    head = _shorten(text[:start], budget - weighted_length(keep) - 1)
-    return prefix + (f"{head} {keep}" if head else keep)
+    return fit(text, limit, prefix, weighted_length)
 
 
 def _opt_command(text: str) -> str | None:
