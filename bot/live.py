@@ -52,6 +52,9 @@ class Live:
         self.folders = Folders()
         self.version = 0
         self.file_dirs: tuple[Path, ...] = ()
+        # The files' modification times as they were when last read: an edit made after that,
+        # even before the watch loop starts, is noticed.
+        self.seen: dict[Path, int] = {}
 
     async def start(self) -> Triage:
         """The rules to start with. Raises RulesError when there are none that pass `check`."""
@@ -76,10 +79,12 @@ class Live:
         return them loaded (None when nothing was stored). Raises RulesError (logged here too)
         when they do not pass `check`."""
         try:
+            before = watched_files(self.rules_path, self.file_dirs)
             files = await asyncio.to_thread(read_files, self.rules_path)
             self.file_dirs = tuple(
                 (self.rules_path.parent / f).resolve() for f in response_folders(files[RULES])
             )
+            self.seen = {**watched_files(self.rules_path, self.file_dirs), **before}
             newest = await self.store.rules_version()
             if newest is not None and newest.files == files:
                 return None
@@ -159,7 +164,7 @@ class Live:
     async def follow(self, state: State) -> None:
         """Until cancelled: the newest version every POLL_SECONDS, the files every
         WATCH_SECONDS."""
-        seen = watched_files(self.rules_path, self.file_dirs)
+        seen = self.seen or watched_files(self.rules_path, self.file_dirs)
         ticks = 0
         every = max(1, round(WATCH_SECONDS / POLL_SECONDS))
         while True:
@@ -169,7 +174,7 @@ class Live:
                 flush_logs()
                 now = watched_files(self.rules_path, self.file_dirs)
                 if now != seen:
-                    seen = now
+                    seen = self.seen = now
                     await self.reload(state, "file changed")
                     continue
             try:

@@ -117,6 +117,7 @@ def row(
         "out_of_hours_share": share(out_of_hours),
         "emergencies": emergencies,
         "emergencies_share": share(emergencies),
+        "possible_emergencies": 0,  # none of July's messages is only possibly an emergency
         "redirects": redirects,
         "redirects_share": share(redirects),
         "answered": answered,
