@@ -50,6 +50,7 @@ def test_the_reply_names_the_number_to_call(situation: dict[str, str]) -> None:
     numbers = NUMBER.findall(situation["call"])
     assert numbers
     for language in ("en", "cy"):
-        text = (ROOT / "bot" / "default_responses" / language / f"{template}.txt").read_text(encoding="utf-8")
+        path = ROOT / "bot" / "default_responses" / language / f"{template}.txt"
+        text = path.read_text(encoding="utf-8")
         for number in numbers:
             assert number in text, f"{language}/{template}.txt does not name {number}"

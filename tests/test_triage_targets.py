@@ -56,7 +56,10 @@ def test_the_test_part_is_measured_in_both_languages() -> None:
     assert len(found["en"]["situations"]) == 39  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="measured 95.8% (323/337) on 3 December 2026 (97.0% before the false-alarm thresholds)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 95.8% (323/337) on 3 December 2026 (97.0% before the false-alarm thresholds)",
+)
 def test_english_emergency_recall_is_at_least_99_percent() -> None:
     assert figures()["en"]["recall"] >= 0.99  # type: ignore[operator]
 
