@@ -357,17 +357,32 @@ def _progressive(p: Layout) -> set[int]:
 def signs(prepared: Prepared) -> list[str]:
     """Signs of the message's shape, for bot/urgency.py: told as a joke, hedge or past event
     (#calm), asking about a service (#ask), something happening now (#now), about something
-    harmless (#quiet), a figure of speech taken out (#figure)."""
+    harmless (#quiet), a figure of speech taken out (#figure), a hypothetical clause (#if)."""
+    return plain_signs(prepared) + searched_signs(prepared)
+
+
+# The signs plain_signs gives (read off the marked message) and those searched_signs looks for.
+PLAIN_SIGNS = ("#calm", "#figure", "#if")
+SEARCHED_SIGNS = ("#ask", "#now", "#quiet")
+
+
+def plain_signs(prepared: Prepared) -> list[str]:
+    """The signs that marking the message already found: nearly free."""
     p = prepared.marked
     out = ["#calm"] if p.calm else []
-    if _asking(p):
-        out.append("#ask")
-    if _found(p, _NOW, set()) or _progressive(p):
-        out.append("#now")
-    if _found(p, _QUIET, set()):
-        out.append("#quiet")
     if "" in p.words:
         out.append("#figure")
     if p.muted:
         out.append("#if")
+    return out
+
+
+def searched_signs(prepared: Prepared) -> list[str]:
+    """The signs that need the message searched for cues."""
+    p = prepared.marked
+    out = ["#ask"] if _asking(p) else []
+    if _found(p, _NOW, set()) or _progressive(p):
+        out.append("#now")
+    if _found(p, _QUIET, set()):
+        out.append("#quiet")
     return out

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from bot import when
 from bot.config import Category, Rules
-from bot.danger import danger, signs
+from bot.danger import danger, plain_signs, searched_signs, signs
 from bot.durations import Promise
 from bot.language import detect_language, fixed_language
 from bot.models import POSSIBLE, Decision, Message, SenderState
@@ -19,7 +19,7 @@ from bot.phrases import PhraseGroup, Prepared, prepare
 from bot.responses import Responses, weekly_as_times
 from bot.schedule import ClosedDay, Schedule
 from bot.typical import NOTHING, Typical
-from bot.urgency import features, odds, signals, urgency
+from bot.urgency import features, signals, urgency
 
 # Longest sender name a reply repeats back; a display name is not a place for an essay.
 NAME_LIMIT = 40
@@ -100,17 +100,23 @@ class Matcher:
         words = None if phrase else danger(prepared)  # a phrase says enough, and costs less
         model = urgency()
         said = signals(phrase and phrase.category.name, words, [])
-        feats = features(prepared, said, welsh)
-        score = model.score(feats)
-        limits = model.thresholds["cy" if welsh else "en"]
+        stems = prepared.layout.stems
+        score = model.quick(stems, said, welsh)
+        veto, low, high = model.cuts["cy" if welsh else "en"]
         rule = phrase is not None or (words is not None and words[2])
-        cuts: tuple[float, ...] = (
-            (odds(limits["veto"]),) if rule else (odds(limits["low"]), odds(limits["high"]))
-        )
+        cuts: tuple[float, ...] = (veto,) if rule else (low, high)
+        shape: list[str] = []
         if any(score + model.sign_loss < cut <= score + model.sign_gain for cut in cuts):
-            shape = signs(prepared)  # the signs can change the decision: work them out
-            feats += shape
-            score += sum([model.weights.get(f, 0.0) for f in shape])
+            # the signs can change the decision: first those marking found, then, if they
+            # still can, those that need a search (each sign is there once: no set needed)
+            weight = model.weights.get
+            shape = plain_signs(prepared)
+            score += sum([weight(f, 0.0) for f in shape])
+            gain, loss = model.searched_gain, model.searched_loss
+            if any(score + loss < cut <= score + gain for cut in cuts):
+                searched = searched_signs(prepared)
+                score += sum([weight(f, 0.0) for f in searched])
+                shape += searched
         if rule:
             if score < cuts[0]:
                 return None
@@ -120,6 +126,7 @@ class Matcher:
             return None if category is None or words is None else Match(category, words[1])
         if score < cuts[0]:
             return None
+        feats = features(prepared, said + shape, welsh)  # for the few flagged: which and why
         category = self.named((words and words[0]) or model.category(feats) or "")
         if category is None:
             return None

@@ -13,8 +13,8 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
-from itertools import pairwise
+from functools import cache, lru_cache
+from itertools import pairwise, repeat
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ _UNMUTATE = (("ngh", "c"), ("mh", "p"), ("nh", "t"), ("ch", "c"), ("ph", "p"), (
              ("l", "ll"), ("r", "rh"), ("m", "b"), ("n", "d"))  # fmt: skip
 
 
+@lru_cache(maxsize=4096)
+def _radical_features(stem: str) -> tuple[str, ...]:
+    """The "cy:" features of one Welsh stem, worked out once a word (most words repeat)."""
+    return tuple("cy:" + r for r in radicals(stem)) if len(stem) > 3 else ()
+
+
 def radicals(word: str) -> list[str]:
     """The forms a Welsh word may be a mutation of (itself not included)."""
     out = [radical + word[len(start) :] for start, radical in _UNMUTATE if word.startswith(start)]
@@ -48,11 +54,12 @@ def radicals(word: str) -> list[str]:
 def features(prepared: Prepared, signals: Iterable[str] = (), welsh: bool = False) -> list[str]:
     """The message's word stems, each pair of stems in a row (not across a sentence), and the
     signals that the rules found (signals(), bot.danger.signs); for a Welsh message, the radical
-    forms of its words too."""
+    forms of its words too. A feature counts once however often it occurs, as in training
+    (Urgency.score); Urgency.quick scores a message without making this list."""
     stems = prepared.layout.stems
     out = [s for s in stems if s not in _SKIP and s not in _NEUTRAL]
     if welsh:
-        out.extend("cy:" + r for s in out[:] if len(s) > 3 for r in radicals(s))
+        out.extend([f for s in out[:] for f in _radical_features(s)])
     out += [
         f"{a} {b}"
         for a, b in pairwise(stems)  # a pair across a break has "", "." or "," in it
@@ -73,8 +80,11 @@ def signals(phrase: str | None, found: tuple[str, str, bool] | None, signs: list
     return out
 
 
-# The shape signs bot.danger.signs can give.
-SIGNS = ("#calm", "#ask", "#now", "#quiet", "#figure", "#if")
+# The shape signs bot.danger.signs can give: those read off the marked message, and those
+# searched for (bot.danger.plain_signs and searched_signs).
+PLAIN = ("#calm", "#figure", "#if")
+SEARCHED = ("#ask", "#now", "#quiet")
+SIGNS = PLAIN + SEARCHED
 
 
 def chance(score: float) -> float:
@@ -107,9 +117,21 @@ class Urgency:
     def __init__(self, data: dict[str, Any]) -> None:
         self.bias = float(data["bias"])
         self.weights: dict[str, float] = data["weights"]
+        # the same weights split for quick(): single features, and pairs of stems by the pair
+        self.single: dict[str, float] = {f: w for f, w in self.weights.items() if " " not in f}
+        self.pairs: dict[tuple[str, str], float] = {
+            (f.partition(" ")[0], f.partition(" ")[2]): w
+            for f, w in self.weights.items()
+            if " " in f
+        }
         # per language: at or above "high" an emergency, at or above "low" a possible one;
         # below "veto" a phrase or danger word is overruled (used in an ordinary way)
         self.thresholds: dict[str, dict[str, float]] = data["thresholds"]
+        # the same as log-odds, to compare with a score: (veto, low, high)
+        self.cuts: dict[str, tuple[float, float, float]] = {
+            lang: (odds(t["veto"]), odds(t["low"]), odds(t["high"]))
+            for lang, t in self.thresholds.items()
+        }
         self.categories: list[str] = data["categories"]
         # feature -> (category index, weight) for the weights that count
         self.by_category: dict[str, tuple[tuple[int, float], ...]] = {
@@ -117,15 +139,34 @@ class Urgency:
         }
 
         # how far the shape signs (bot.danger.signs) can move a score, up and down: a message
-        # whose decision they cannot change is decided without working them out
+        # whose decision they cannot change is decided without working them out; and how far
+        # the searched ones alone can, once the plain ones are known
         shape = [self.weights.get(f, 0.0) for f in SIGNS]
         self.sign_gain = sum(w for w in shape if w > 0)
         self.sign_loss = sum(w for w in shape if w < 0)
+        searched = [self.weights.get(f, 0.0) for f in SEARCHED]
+        self.searched_gain = sum(w for w in searched if w > 0)
+        self.searched_loss = sum(w for w in searched if w < 0)
 
     def score(self, found: list[str]) -> float:
-        """The log-odds that the message is an emergency: one look-up a feature."""
+        """The log-odds that the message is an emergency: one look-up a distinct feature (a
+        feature is there or not, as in training: "help help help" is one "help")."""
         get = self.weights.get
-        return self.bias + sum([get(f, 0.0) for f in found])
+        return self.bias + sum([get(f, 0.0) for f in set(found)])
+
+    def quick(self, stems: tuple[str, ...], said: Iterable[str], welsh: bool = False) -> float:
+        """score(features(...)) of a message's stems and signals, without building the feature
+        strings: the request path. Equal to score() (tests/test_urgency.py checks it on the
+        tuning part); the skipped and commonest words have no weight of their own, nor pairs
+        across a break, so a look-up of every distinct stem and pair finds exactly those."""
+        single = self.single.get
+        words = set(stems)
+        total = self.bias + sum(map(single, words, repeat(0.0)))
+        total += sum(map(self.pairs.get, set(pairwise(stems)), repeat(0.0)))
+        if welsh:
+            forms = {f for s in words if s not in _NEUTRAL for f in _radical_features(s)}
+            total += sum(map(single, forms, repeat(0.0)))
+        return total + sum(map(single, set(said), repeat(0.0)))
 
     def probability(self, found: list[str]) -> float:
         """That the message is an emergency, as the weights estimate it."""

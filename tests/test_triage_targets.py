@@ -56,15 +56,18 @@ def test_the_test_part_is_measured_in_both_languages() -> None:
     assert len(found["en"]["situations"]) == 39  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="measured 97.0% (327/337) on 3 December 2026")
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 95.8% (323/337) on 3 December 2026 (97.0% before the false-alarm thresholds)",
+)
 def test_english_emergency_recall_is_at_least_99_percent() -> None:
     assert figures()["en"]["recall"] >= 0.99  # type: ignore[operator]
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured on 3 December 2026: 7 situations under 95%, the lowest dangerous-structure"
-    " 4/6 and carbon-monoxide 5/7",
+    reason="measured on 3 December 2026: 10 situations under 95%, the lowest dangerous-structure"
+    " 4/6, carbon-monoxide 5/7, self-harm 9/11 and suicide-risk 9/11",
 )
 def test_every_situation_has_recall_of_at_least_95_percent() -> None:
     situations = figures()["en"]["situations"]
@@ -74,7 +77,7 @@ def test_every_situation_has_recall_of_at_least_95_percent() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 12.3% (52/423, of which 25 possible emergencies) on 3 December 2026",
+    reason="measured 7.6% (32/423, of which 18 possible emergencies) on 3 December 2026",
 )
 def test_english_false_alarms_are_at_most_2_percent() -> None:
     assert figures()["en"]["alarms"] <= 0.02  # type: ignore[operator]

@@ -64,3 +64,51 @@ def test_any_text_gets_a_probability(text: str) -> None:
     found = features(prepare(text), welsh=True)
     assert 0.0 <= model.probability(found) <= 1.0
     model.category(found)
+
+
+def test_the_quick_score_is_the_score_of_the_features_on_the_tuning_part() -> None:
+    """Urgency.quick, the request path, adds up exactly the weights that score(features())
+    does, on every tuning message read both as English and as Welsh."""
+    model = urgency()
+    lines = (ROOT / "tests" / "data" / "triage" / "tune.jsonl").read_text(encoding="utf-8")
+    texts = [json.loads(line)["text"] for line in lines.splitlines() if line.strip()]
+    texts += ["help help help", "", ". , .", "and and the", "mae o wedi ei drywanu"]
+    for text in texts:
+        prepared = prepare(text)
+        said = signals("medical", danger(prepared), signs(prepared))
+        for welsh in (False, True):
+            slow = model.score(features(prepared, said, welsh))
+            assert abs(model.quick(prepared.layout.stems, said, welsh) - slow) < 1e-9, text
+
+
+def test_deciding_without_the_signs_that_cannot_matter_decides_as_with_all_of_them() -> None:
+    """Matcher.decide works out the shape signs only when they can change the decision, the
+    searched ones only when the plain ones leave it open: on every tuning message, it decides
+    as the whole score (every feature, every sign) says it should."""
+    from bot.check import load
+    from bot.models import POSSIBLE
+
+    model = urgency()
+    lines = (ROOT / "tests" / "data" / "triage" / "tune.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    triages = {"en": load(ROOT / "rules.toml"),
+               "cy": load(ROOT / "examples" / "welsh-council" / "rules.toml")}  # fmt: skip
+    for row in rows:
+        lang = row.get("lang", "en")
+        triage, welsh = triages[lang], lang == "cy"
+        prepared = prepare(row["text"])
+        found = triage.group.firsts(prepared)[0]
+        match = triage.emergencies.decide(prepared, found, welsh)
+        phrase = triage.emergencies.match(found)
+        words = None if phrase else danger(prepared)
+        said = signals(phrase and phrase.category.name, words, signs(prepared))
+        p = model.probability(features(prepared, said, welsh))
+        limits = model.thresholds[lang]
+        if phrase is not None or (words is not None and words[2]):
+            expected = "certain" if p >= limits["veto"] else None
+        elif p < limits["low"]:
+            expected = None
+        else:
+            expected = "possible" if p < limits["high"] else "certain"
+        got = match and ("possible" if match.phrase.startswith(POSSIBLE) else "certain")
+        assert got == expected, row["text"]
