@@ -47,6 +47,7 @@ from bot.store import (
     queries,
     redact,
 )
+from bot.store.announce_postgres import PostgresAnnouncements
 
 T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -143,7 +144,7 @@ def _row(row: asyncpg.Record | None) -> asyncpg.Record:
     return row
 
 
-class PostgresStore:
+class PostgresStore(PostgresAnnouncements):
     """The Store on a PostgreSQL database named by a postgres:// or postgresql:// URL."""
 
     def __init__(

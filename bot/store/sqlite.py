@@ -42,6 +42,7 @@ from bot.models import (
     new_reference,
 )
 from bot.store import Contact, Figures, NotFound, ReportData, collect_figures, queries
+from bot.store.announce_sqlite import SQLiteAnnouncements
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ def _statements(sql: str) -> Iterator[str]:
         raise StoreError(f"A migration ends without a semicolon: {statement.strip()[:80]!r}")
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteAnnouncements):
     """The Store on one SQLite file, or ":memory:" (then reads go through the writer too)."""
 
     def __init__(
