@@ -1,5 +1,5 @@
 """The command line: serve, migrate, user, telegram, check, preview, bio, queue, outbox, export,
-erase, done, reopen, replied, report, import-contacts.
+erase, done, reopen, replied, report, import-contacts, announce (in bot/announce_cli.py).
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -692,6 +692,10 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("file", metavar="FILE.csv")
     s.set_defaults(func=cmd_import_contacts)
+
+    from bot.announce_cli import add_parser as add_announce
+
+    add_announce(sub, rules_arg)
     return p
 
 

@@ -14,11 +14,13 @@ from aiohttp import web
 
 from bot.alerts import Alerter, alert_channels
 from bot.channels import X_CREDENTIALS, Channel
+from bot.channels.posting import Poster
 from bot.check import load
 from bot.errors import RulesError, StoreError
 from bot.jobs import holder_name, run_jobs
 from bot.logs import flush_logs
 from bot.outbox import Sender
+from bot.publisher import Publisher
 from bot.store import open_store
 from bot.web import State, make_app
 
@@ -130,6 +132,11 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         senders = {**alert_channels(os.environ), **channels}
         sender = Sender(store, senders, holder, metrics=state.metrics)
         alerter = Alerter(state, holder, os.environ, set(channels))
+        # Channels that post announcements (bot.channels.posting.Poster): capabilities.posts.
+        posters = {
+            n: c for n, c in channels.items() if c.capabilities.posts and isinstance(c, Poster)
+        }
+        publisher = Publisher(state, posters, holder)
 
         def wake() -> None:  # something new in the outbox, or a new message to alert
             sender.wake()
@@ -171,6 +178,7 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             await channel.start()
         sending = loop.create_task(sender.run())
         alerting = loop.create_task(alerter.run())
+        publishing = loop.create_task(publisher.run())
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")
@@ -178,7 +186,8 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             watcher.cancel()
             jobs.cancel()
             alerting.cancel()
-            await asyncio.gather(jobs, alerting, return_exceptions=True)
+            publishing.cancel()
+            await asyncio.gather(jobs, alerting, publishing, return_exceptions=True)
             await runner.cleanup()  # a second SIGTERM meanwhile only sets `stop` again
             for channel in channels.values():
                 await channel.stop()

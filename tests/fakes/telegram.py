@@ -181,6 +181,8 @@ class FakeTelegram:
         self._arrived = asyncio.Event()
         self._closing = False
         self._failures: dict[str, deque[tuple[Failure, int]]] = {}
+        self._hang: dict[str, int] = {}  # method -> calls to accept and then never answer
+        self._hung = asyncio.Event()  # set when stopping: hung calls end with the server
         self._messages: dict[tuple[int, int], Json] = {}
         self._chats: dict[int, Json] = {}
         self._next_update_id = 650000001
@@ -214,6 +216,7 @@ class FakeTelegram:
     async def stop(self) -> None:
         """Answer any waiting long poll with no updates, then close the server and session."""
         self._closing = True
+        self._hung.set()
         self._wake()
         if self._session is not None:
             await self._session.close()
@@ -281,6 +284,20 @@ class FakeTelegram:
             raise ValueError(f"fail_next kind {kind!r} is not one of {get_args(Failure)}")
         name = self._canonical.get(method.lower(), method)
         self._failures.setdefault(name, deque()).extend([(kind, retry_after)] * count)
+
+    def hang_after(self, method: str, count: int = 1) -> None:
+        """Carry out the next `count` calls of `method` (a message is sent) but never answer:
+        what a client sees when the platform accepted and the connection then dropped."""
+        name = self._canonical.get(method.lower(), method)
+        self._hang[name] = self._hang.get(name, 0) + count
+
+    def add_channel(self, chat_id: int, username: str | None, title: str) -> Json:
+        """A channel the bot administers, to post announcements in."""
+        chat: Json = {"id": chat_id, "type": "channel", "title": title}
+        if username:
+            chat["username"] = username
+        self._chats[chat_id] = chat
+        return chat
 
     # Updates in
 
@@ -481,6 +498,10 @@ class FakeTelegram:
                     )
                 _fail(kind, retry_after)
             result, description = await self._methods[call.method](call.params)
+            if self._hang.get(call.method):
+                self._hang[call.method] -= 1
+                _answer(call, None, result, description)  # recorded as done, never answered
+                await self._hung.wait()
         except ApiError as error:
             response = _answer(call, error)
         else:
