@@ -3,7 +3,7 @@
 Each process looks every PUBLISH_SECONDS. A due post is claimed in the store, which writes it
 as "publishing" and commits before the platform is called. Then:
 - the platform accepts: "published", with its id and link;
-- it refuses (TryLater): tried again a minute later, until the late limit;
+- it cannot now (TryLater): tried again a minute later (or when it says), ATTEMPTS times;
 - it refuses for good (Undeliverable): "failed", with the platform's reason;
 - no answer (MaybePosted), or the process dies: the row stays "publishing" until its lease
   runs out, and then it is "unknown": a person checks the account and publishes or cancels.
@@ -33,6 +33,7 @@ log = logging.getLogger("bot.publisher")
 PUBLISH_SECONDS = 15.0
 LEASE = timedelta(minutes=5)  # far longer than one platform call (30 s at most) takes
 RETRY = timedelta(minutes=1)
+ATTEMPTS = 5  # a platform still refusing after this many tries: "failed", with its last reason
 
 
 class Publisher:
@@ -97,6 +98,11 @@ class Publisher:
         except TryLater as exc:
             wait = RETRY if exc.retry_after is None else timedelta(seconds=exc.retry_after)
             now = self.clock()
+            if post.attempts >= ATTEMPTS:
+                why = f"{exc} (tried {post.attempts} times)"
+                await store.post_failed(post, self.holder, why, now)
+                log.error("announcement not published", extra={**extra, "error": why})
+                return 0
             await store.post_retry(post, self.holder, str(exc), now, now + max(wait, RETRY))
             log.warning("announcement will be tried again", extra={**extra, "error": str(exc)})
             return 0

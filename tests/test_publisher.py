@@ -12,6 +12,8 @@ import pytest
 
 from bot.announcement import AnnouncementError
 from bot.announcements import NotWritten, approve, compose
+from bot.channels.messenger import MessengerChannel
+from bot.channels.meta import MetaSettings
 from bot.channels.telegram import TelegramChannel, TelegramSettings
 from bot.channels.x import XChannel
 from bot.check import load
@@ -19,6 +21,7 @@ from bot.publisher import LEASE, Publisher
 from bot.store import Store, open_store
 from bot.web import State
 from tests.conftest import Clock, copy_rules, london
+from tests.fakes.meta import PAGE_ID, FakeMeta
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.x import FakeX
 from tests.test_fake_x import SECRETS
@@ -275,3 +278,27 @@ async def test_with_approval_a_second_admin_must_approve(
     log = [(e.who, e.action) for e in await store.announcement_log(aid)]
     assert log[:2] == [("amy", "wrote"), ("bob", "approved")]
     assert ("publisher", "published") in log
+
+
+async def test_an_announcement_on_the_facebook_page_is_a_feed_post(
+    tmp_path: Path, store: Store
+) -> None:
+    clock = Clock(london("2026-11-02 09:00"))
+    state = make_state(tmp_path, store, clock)
+    aid = await schedule(state, "2026-11-02T09:00", "facebook,telegram")
+    async with FakeMeta(now=clock) as fake:
+        channel = MessengerChannel(state, MetaSettings(fake.env("facebook")), "facebook")
+        await channel.start()
+        try:
+            # Telegram is not set up on this server: that channel fails, saying so.
+            assert await Publisher(state, {"facebook": channel}, "a").once() == 1
+        finally:
+            await channel.stop()
+        [sent] = fake.sent
+    assert (sent["path"], sent["body"]) == (f"{PAGE_ID}/feed", {"message": "Closed on Monday."})
+    found = await store.announcement(aid)
+    assert found is not None
+    facebook, telegram = found.posts
+    assert facebook.state == "published" and facebook.platform_id
+    assert facebook.link == f"https://www.facebook.com/{facebook.platform_id}"
+    assert telegram.state == "failed" and telegram.error and "not set up" in telegram.error
