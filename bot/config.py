@@ -87,6 +87,10 @@ KEYS: dict[str, str] = {
     "alerts.before_breach": "Warn this long before a reply falls due and none has been sent.",
     "alerts.excerpt": "How many characters of each message an alert quotes (0: none).",
     "announcements.approval": "An announcement is published only once a second admin approves it.",
+    "announcements.notice_before": (
+        "How far ahead of a closure, bank holiday or special hours its notice is drafted, in"
+        ' working days: "2 working days".'
+    ),
     "announcements.late_limit": (
         "A post the server could not publish on time is published late up to this long after; "
         "later it is marked missed and the team is alerted."
@@ -147,6 +151,7 @@ class AnnouncementRules:
 
     approval: bool = False
     late_limit: timedelta = timedelta(hours=2)
+    notice_before: int = 2  # working days; 0: no notices are drafted from the calendar
 
 
 SOCITM = (
@@ -588,6 +593,12 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
             parse_duration,
             AnnouncementRules().late_limit,
         ),
+        r.parsed(
+            ("announcements", "notice_before"),
+            announce.get("notice_before"),
+            _working_days,
+            AnnouncementRules().notice_before,
+        ),
     )
 
     if r.problems:
@@ -615,6 +626,16 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         costs=costs,
         announcements=announcements,
     )
+
+
+def _working_days(text: str) -> int:
+    found = re.fullmatch(r"\s*(\d{1,2})\s+working\s+days?\s*", text)
+    if found is None:
+        raise ParseError(
+            f'{text!r} is not a number of working days; write it as "2 working days" '
+            '("0 working days": draft no notices)'
+        )
+    return int(found[1])
 
 
 def _costs(r: _Reader, value: Any) -> Costs:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from bot import notices
 from bot.announcement import Post
 from bot.channels import MaybePosted, TryLater, Undeliverable
 from bot.channels.posting import Poster
@@ -33,6 +34,7 @@ log = logging.getLogger("bot.publisher")
 PUBLISH_SECONDS = 15.0
 LEASE = timedelta(minutes=5)  # far longer than one platform call (30 s at most) takes
 RETRY = timedelta(minutes=1)
+NOTICES_EVERY = timedelta(hours=1)
 ATTEMPTS = 5  # a platform still refusing after this many tries: "failed", with its last reason
 
 
@@ -49,6 +51,8 @@ class Publisher:
         self.holder = holder
         self.clock = clock or state.clock
         self._wake = asyncio.Event()
+        self._notices_for: object = None  # the rules the notices were last drafted from
+        self._notices_at: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -75,6 +79,7 @@ class Publisher:
         rules = self.state.triage.rules
         now = self.clock()
         late = rules.announcements.late_limit
+        await self._notices(now)
         lapsed = await store.lapsed_posts(now)
         missed = await store.missed_posts(now, late)
         if lapsed or missed:
@@ -83,6 +88,15 @@ class Publisher:
         for post in await store.claim_posts(self.holder, now, LEASE, late):
             published += await self._publish(post)
         return published
+
+    async def _notices(self, now: datetime) -> None:
+        """Notices from the calendar: hourly, and at once when the rules change."""
+        triage = self.state.triage
+        fresh = self._notices_at is not None and now - self._notices_at < NOTICES_EVERY
+        if triage is self._notices_for and fresh:
+            return
+        self._notices_for, self._notices_at = triage, now
+        await notices.sync(triage, self.state.store, sorted(self.posters), now)
 
     async def _publish(self, post: Post) -> int:
         store = self.state.store
