@@ -694,8 +694,10 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_import_contacts)
 
     from bot.announce_cli import add_parser as add_announce
+    from bot.announce_cli import add_profile_parser
 
     add_announce(sub, rules_arg)
+    add_profile_parser(sub, rules_arg)
     return p
 
 

@@ -179,6 +179,14 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         sending = loop.create_task(sender.run())
         alerting = loop.create_task(alerter.run())
         publishing = loop.create_task(publisher.run())
+        profiles: asyncio.Task[None] | None = None
+        if "telegram" in channels:  # its texts, daily and after each rules change
+            from bot.channels.telegram import TelegramChannel
+            from bot.profile import keep_current
+
+            telegram = channels["telegram"]
+            if isinstance(telegram, TelegramChannel):
+                profiles = loop.create_task(keep_current(state, telegram.app.bot))
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")
@@ -187,7 +195,15 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             jobs.cancel()
             alerting.cancel()
             publishing.cancel()
-            await asyncio.gather(jobs, alerting, publishing, return_exceptions=True)
+            if profiles is not None:
+                profiles.cancel()
+            await asyncio.gather(
+                jobs,
+                alerting,
+                publishing,
+                *([profiles] if profiles else []),
+                return_exceptions=True,
+            )
             await runner.cleanup()  # a second SIGTERM meanwhile only sets `stop` again
             for channel in channels.values():
                 await channel.stop()
