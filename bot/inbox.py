@@ -591,6 +591,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/inbox", staff(inbox_page))
     app.router.add_get("/inbox/events", staff(events))
     app.router.add_get("/inbox/reports", staff(report_page))
+    from bot import announce_pages  # before /inbox/{reference}, which would match them
+
+    announce_pages.add_routes(app)
     app.router.add_get("/inbox/{reference}", staff(item_page))
     for name, handler in ACTIONS.items():
         app.router.add_post(f"/inbox/{{reference}}/{name}", staff(handler))
