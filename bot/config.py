@@ -89,6 +89,15 @@ KEYS: dict[str, str] = {
     "alerts.batch": "A team's new messages are collected this long into one alert.",
     "alerts.before_breach": "Warn this long before a reply falls due and none has been sent.",
     "alerts.excerpt": "How many characters of each message an alert quotes (0: none).",
+    "announcements.approval": "An announcement is published only once a second admin approves it.",
+    "announcements.notice_before": (
+        "How far ahead of a closure, bank holiday or special hours its notice is drafted, in"
+        ' working days: "2 working days".'
+    ),
+    "announcements.late_limit": (
+        "A post the server could not publish on time is published late up to this long after; "
+        "later it is marked missed and the team is alerted."
+    ),
     "costs.face_to_face": "Cost of one face-to-face contact, in pounds (reports).",
     "costs.phone": "Cost of one telephone contact, in pounds (reports).",
     "costs.online": "Cost of one online contact, in pounds: social channels count as online.",
@@ -137,6 +146,15 @@ class AlertRules:
     batch: timedelta = timedelta(minutes=5)
     before_breach: timedelta = timedelta(hours=1)
     excerpt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncementRules:
+    """The [announcements] table: approval by a second admin, and how late is too late."""
+
+    approval: bool = False
+    late_limit: timedelta = timedelta(hours=2)
+    notice_before: int = 2  # working days; 0: no notices are drafted from the calendar
 
 
 SOCITM = (
@@ -215,6 +233,7 @@ class Rules:
     teams: tuple[Category, ...]
     alerts: AlertRules = AlertRules()
     costs: Costs = Costs()
+    announcements: AnnouncementRules = AnnouncementRules()
     name_cy: str | None = None  # the name on Welsh pages and in Welsh replies
     _schedules: dict[tuple[str | None, str | None], Schedule] = field(
         default_factory=dict, compare=False, repr=False
@@ -434,6 +453,7 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
             "team",
             "alerts",
             "costs",
+            "announcements",
         ),
     )
 
@@ -570,6 +590,24 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
     teams = _categories(r, "team", data, team=True)
     alerts = _alerts(r, data.get("alerts", {}))
     costs = _costs(r, data.get("costs", {}))
+    announce = r.table(
+        ("announcements",), data.get("announcements", {}), ("approval", "late_limit")
+    )
+    announcements = AnnouncementRules(
+        r.boolean(("announcements", "approval"), announce.get("approval"), False),
+        r.parsed(
+            ("announcements", "late_limit"),
+            announce.get("late_limit"),
+            parse_duration,
+            AnnouncementRules().late_limit,
+        ),
+        r.parsed(
+            ("announcements", "notice_before"),
+            announce.get("notice_before"),
+            _working_days,
+            AnnouncementRules().notice_before,
+        ),
+    )
 
     if r.problems:
         raise RulesError(r.problems)
@@ -594,7 +632,18 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         alerts=alerts,
         name_cy=(name_cy or "").strip() or None,
         costs=costs,
+        announcements=announcements,
     )
+
+
+def _working_days(text: str) -> int:
+    found = re.fullmatch(r"\s*(\d{1,2})\s+working\s+days?\s*", text)
+    if found is None:
+        raise ParseError(
+            f'{text!r} is not a number of working days; write it as "2 working days" '
+            '("0 working days": draft no notices)'
+        )
+    return int(found[1])
 
 
 def _costs(r: _Reader, value: Any) -> Costs:

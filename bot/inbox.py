@@ -612,6 +612,10 @@ def add_routes(app: web.Application) -> None:
     from bot.rules_pages import add_routes as add_rules_routes  # here: it imports this module
 
     add_rules_routes(app)  # before /inbox/{reference}, which would take /inbox/rules
+
+    from bot import announce_pages  # before /inbox/{reference}, which would match them
+
+    announce_pages.add_routes(app)
     app.router.add_get("/inbox/{reference}", staff(item_page))
     app.router.add_get("/inbox/{reference}/original", staff(original))
     for name, handler in ACTIONS.items():

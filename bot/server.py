@@ -13,10 +13,12 @@ from aiohttp import web
 
 from bot.alerts import Alerter, alert_channels
 from bot.channels import X_CREDENTIALS, Channel
+from bot.channels.posting import Poster
 from bot.errors import StoreError
 from bot.jobs import holder_name, run_jobs
 from bot.live import Live
 from bot.outbox import Sender
+from bot.publisher import Publisher
 from bot.store import open_store
 from bot.web import State, make_app
 
@@ -118,6 +120,11 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         senders = {**alert_channels(os.environ), **channels}
         sender = Sender(store, senders, holder, metrics=state.metrics)
         alerter = Alerter(state, holder, os.environ, set(channels))
+        # Channels that post announcements (bot.channels.posting.Poster): capabilities.posts.
+        posters = {
+            n: c for n, c in channels.items() if c.capabilities.posts and isinstance(c, Poster)
+        }
+        publisher = Publisher(state, posters, holder)
 
         def wake() -> None:  # something new in the outbox, or a new message to alert
             sender.wake()
@@ -159,6 +166,15 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             await channel.start()
         sending = loop.create_task(sender.run())
         alerting = loop.create_task(alerter.run())
+        publishing = loop.create_task(publisher.run())
+        profiles: asyncio.Task[None] | None = None
+        if "telegram" in channels:  # its texts, daily and after each rules change
+            from bot.channels.telegram import TelegramChannel
+            from bot.profile import keep_current
+
+            telegram = channels["telegram"]
+            if isinstance(telegram, TelegramChannel):
+                profiles = loop.create_task(keep_current(state, telegram.app.bot))
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")
@@ -167,7 +183,16 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             live.close()
             jobs.cancel()
             alerting.cancel()
-            await asyncio.gather(jobs, alerting, return_exceptions=True)
+            publishing.cancel()
+            if profiles is not None:
+                profiles.cancel()
+            await asyncio.gather(
+                jobs,
+                alerting,
+                publishing,
+                *([profiles] if profiles else []),
+                return_exceptions=True,
+            )
             await runner.cleanup()  # a second SIGTERM meanwhile only sets `stop` again
             for channel in channels.values():
                 await channel.stop()

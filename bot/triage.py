@@ -6,6 +6,7 @@ It returns a value and does nothing else; the web channel and the store act on i
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -479,8 +480,9 @@ class Triage:
                 lines.append(f'{kind} "{match.category.name}": its phrase "{match.phrase}"')
         return lines
 
-    def bio(self, channel: str, now: datetime) -> str:
-        """The one-line profile text for a channel, in every language the rules name."""
+    def bio(self, channel: str, now: datetime, languages: Sequence[str] | None = None) -> str:
+        """The one-line profile text for a channel, in every language the rules name (or in
+        `languages`)."""
         rules = self.rules
         schedule = rules.schedule_for(channel)
         staffed = schedule.is_staffed(now)
@@ -500,5 +502,6 @@ class Triage:
             None,
         )
         return " ".join(
-            self.render_one("bio", channel, lang, context, schedule) for lang in rules.languages
+            self.render_one("bio", channel, lang, context, schedule)
+            for lang in (languages or rules.languages)
         )

@@ -43,6 +43,11 @@ class Undeliverable(SendFailed):
     """Trying again cannot help (the person blocked the bot, the chat is gone): a dead letter."""
 
 
+class MaybePosted(SendFailed):
+    """The request went out and no answer came back: the platform may have posted it, so the
+    post is marked "unknown" for a person to check rather than tried again."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """How fast a channel may send, from this process."""
@@ -58,6 +63,7 @@ class Capabilities:
     max_length: int  # characters in one message
     threads: bool  # replies can sit under the message they answer
     groups: bool  # it hears group conversations (and then only when addressed)
+    posts: bool = False  # it publishes announcements (bot.channels.posting.Poster)
 
 
 class Channel(Protocol):
@@ -80,3 +86,7 @@ class Channel(Protocol):
     async def send(self, delivery: Delivery) -> str | None:
         """Send one reply; return the platform's id for it. Raise TryLater or Undeliverable."""
         ...
+
+
+# A channel that can also post announcements implements bot.channels.posting.Poster's `post`
+# and says so in capabilities.posts; the publisher (bot/publisher.py) is its only caller.

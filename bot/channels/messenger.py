@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, Undeliverable
+from bot.channels import Capabilities, Limits, MaybePosted, Undeliverable
 from bot.channels.meta import (
     Alarm,
     Graph,
@@ -44,6 +44,7 @@ from bot.channels.meta import (
     last_message,
     receive_webhook,
 )
+from bot.channels.posting import Posted
 from bot.models import Delivery, Message
 from bot.web import State, receive
 from bot.windows import COMMENT, private_reply_window, window
@@ -71,7 +72,9 @@ class MessengerChannel:
         self.name = name
         self.state = state
         self.settings = settings
-        self.capabilities = Capabilities(max_length=LIMITS[name], threads=True, groups=False)
+        self.capabilities = Capabilities(
+            max_length=LIMITS[name], threads=True, groups=False, posts=name == "facebook"
+        )
         self.account = settings.page_id if name == "facebook" else settings.instagram_id
         self.graph = Graph(settings, settings.page_token)
         self.alarm = Alarm(state, name)
@@ -226,6 +229,20 @@ class MessengerChannel:
         await self.alarm.clear()
         found = sent.get("message_id") or sent.get("id")
         return str(found) if found else None
+
+    async def post(self, text: str) -> Posted:
+        """An announcement on the Page's feed (Facebook only): POST /<page-id>/feed."""
+        if self.name != "facebook":
+            raise Undeliverable(f"{self.name} cannot post announcements")
+        try:
+            sent = await self.graph.post(f"{self.account}/feed", {"message": text}, once=True)
+        except NeedsFix as problem:
+            await self.alarm.raise_once(problem)
+            raise
+        post_id = str(sent.get("id") or "")
+        if not post_id:
+            raise MaybePosted("Facebook answered without the post's id: check the Page")
+        return Posted(post_id, f"https://www.facebook.com/{post_id}")
 
     async def _public(self, comment_id: str, text: str) -> dict[str, Any]:
         edge = "comments" if self.name == "facebook" else "replies"

@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.channels import SendFailed, TryLater, Undeliverable
+from bot.channels import MaybePosted, SendFailed, TryLater, Undeliverable
 from bot.errors import HoldingReplyError, StoreError
 from bot.models import Delivery, Outgoing, QueueItem
 from bot.web import State
@@ -275,8 +275,12 @@ class Graph:
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
 
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /<version>/<path> with a JSON body; the answer, or TryLater / Undeliverable."""
+    async def post(self, path: str, body: dict[str, Any], *, once: bool = False) -> dict[str, Any]:
+        """POST /<version>/<path> with a JSON body; the answer, or TryLater / Undeliverable.
+
+        `once`: a call that must not be repeated blindly (a post on the Page's feed): no answer
+        in time, or a connection dropped after sending, raises MaybePosted instead of TryLater.
+        """
         await self.start()
         assert self._session is not None
         url = f"{self.settings.graph_url}/{GRAPH_VERSION}/{path}"
@@ -288,7 +292,13 @@ class Graph:
                     answer = None
                 if response.status >= 400 or (isinstance(answer, dict) and "error" in answer):
                     raise failure(response.status, answer, response.headers)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerDisconnectedError) as exc:
+            if once:
+                raise MaybePosted(
+                    "Facebook did not answer in time: the post may be on the Page"
+                ) from None
+            raise TryLater(self.settings.redact(f"Graph API unreachable: {exc!r}")) from None
+        except aiohttp.ClientError as exc:
             raise TryLater(self.settings.redact(f"Graph API unreachable: {exc!r}")) from None
         return answer if isinstance(answer, dict) else {}
 

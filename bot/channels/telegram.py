@@ -39,7 +39,8 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.channels import Capabilities, Limits, MaybePosted, TryLater, Undeliverable
+from bot.channels.posting import Posted
 from bot.errors import HoldingReplyError, StoreError
 from bot.models import Delivery, Message, Outgoing
 from bot.web import State, receive
@@ -82,6 +83,11 @@ class TelegramSettings:
         self.secret = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
         self.api_url = (env.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot").strip()
         self.public_url = (env.get("PUBLIC_URL") or "").strip().rstrip("/")
+        # Where announcements go: @channelname or the numeric id of a channel or group.
+        announce = env.get("TELEGRAM_ANNOUNCE_CHAT", "").strip()
+        self.announce_chat: int | str = (
+            int(announce) if re.fullmatch(r"-?\d+", announce) else announce
+        )
         problems = []
         if self.mode not in ("webhook", "polling"):
             problems.append(f"TELEGRAM_MODE is {self.mode!r}; expected webhook or polling")
@@ -117,7 +123,7 @@ def describe(message: TelegramMessage) -> str:
 class TelegramChannel:
     name = "telegram"
     limits = Limits(per_second=25.0, per_recipient_seconds=1.0)  # Telegram: ~30/s, ~1/s a chat
-    capabilities = Capabilities(max_length=4096, threads=True, groups=True)
+    capabilities = Capabilities(max_length=4096, threads=True, groups=True, posts=True)
 
     def __init__(self, state: State, settings: TelegramSettings) -> None:
         self.state = state
@@ -335,6 +341,42 @@ class TelegramChannel:
         except (TelegramError, OSError) as exc:  # timeouts, network errors, 5xx, a bad token
             raise TryLater(f"Telegram: {self.settings.redact(str(exc))}") from None
         return str(sent.message_id)
+
+    async def post(self, text: str) -> Posted:
+        """An announcement in TELEGRAM_ANNOUNCE_CHAT (a channel or group the bot administers)."""
+        chat = self.settings.announce_chat
+        if not chat:
+            raise Undeliverable(
+                "TELEGRAM_ANNOUNCE_CHAT is not set: name the channel (@name or its numeric id) "
+                "that announcements go to, and make the bot an administrator there"
+            )
+        await asyncio.wait_for(self.ready.wait(), 30)
+        try:
+            sent = await self.app.bot.send_message(chat_id=chat, text=text)
+        except RetryAfter as exc:
+            after = exc.retry_after
+            seconds = after.total_seconds() if isinstance(after, timedelta) else float(after)
+            raise TryLater(f"Telegram rate limit: retry after {seconds:g} s", seconds) from None
+        except (Forbidden, BadRequest) as exc:  # not an admin there, the chat is gone
+            why = self.settings.redact(str(exc))
+            raise Undeliverable(
+                f"Telegram refused it ({why}): is the bot an administrator of {chat}?"
+            ) from None
+        except TimedOut:
+            raise MaybePosted("Telegram did not answer in time: it may be in the chat") from None
+        except (TelegramError, OSError) as exc:  # network errors, 5xx, a bad token
+            raise TryLater(f"Telegram: {self.settings.redact(str(exc))}") from None
+        return Posted(str(sent.message_id), _link(sent))
+
+
+def _link(message: TelegramMessage) -> str | None:
+    """t.me/<name>/<id> in a public channel; t.me/c/<id>/<id> (members only) otherwise."""
+    if message.chat.username:
+        return f"https://t.me/{message.chat.username}/{message.message_id}"
+    chat_id = str(message.chat.id)
+    if chat_id.startswith("-100"):
+        return f"https://t.me/c/{chat_id[4:]}/{message.message_id}"
+    return None
 
 
 def _key(message: TelegramMessage) -> str:

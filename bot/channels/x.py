@@ -54,8 +54,16 @@ import aiohttp
 import tweepy  # type: ignore[import-untyped]
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.channels import (
+    Capabilities,
+    Limits,
+    MaybePosted,
+    SendFailed,
+    TryLater,
+    Undeliverable,
+)
 from bot.channels.fitting import fit
+from bot.channels.posting import Posted, weighted_length
 from bot.errors import StoreError
 from bot.jobs import holder_name
 from bot.models import Delivery, Message
@@ -90,10 +98,6 @@ DM_FIELDS = ["id", "text", "event_type", "created_at", "sender_id", "dm_conversa
 
 _OPT = re.compile(r"(stop|start)[.!]?", re.IGNORECASE)
 _LEADING_NAMES = re.compile(r"^(?:\s*@\w{1,15})+\s*")
-# X counts a URL as 23 characters whatever its length; these are what it would link.
-_URL = re.compile(r"https?://\S+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/\S*)?", re.IGNORECASE)
-# twitter-text v3: code points in these ranges weigh 1, every other one 2.
-_LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 
 
 class XSettings:
@@ -131,12 +135,6 @@ class XSettings:
         return text
 
 
-def weighted_length(text: str) -> int:
-    """The length X counts against 280: URLs 23, most non-Latin symbols and emoji 2."""
-    length = 0
-    for part in _URL.split(text):
-        length += sum(1 if any(lo <= ord(c) <= hi for lo, hi in _LIGHT) else 2 for c in part)
-    return length + 23 * len(_URL.findall(text))
 
 
 def fit_reply(text: str, username: str | None, limit: int = TWEET_LIMIT) -> str:
@@ -182,7 +180,7 @@ class XChannel:
     # between two to one person (the automatic reply, then the team's), which a person typing
     # a reply never notices.
     limits = Limits(per_second=0.2, per_recipient_seconds=5.0)
-    capabilities = Capabilities(max_length=TWEET_LIMIT, threads=True, groups=False)
+    capabilities = Capabilities(max_length=TWEET_LIMIT, threads=True, groups=False, posts=True)
 
     def __init__(self, state: State, env: Mapping[str, str], holder: str | None = None) -> None:
         self.state = state
@@ -497,25 +495,43 @@ class XChannel:
                 )
             )
             return str(response.data["id"])
-        except tweepy.TooManyRequests as exc:
+        except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: BaseException) -> SendFailed:
+        """What a failed request means for the outbox (and the publisher)."""
+        if isinstance(exc, tweepy.TooManyRequests):
             wait = _reset_in(exc)
-            raise TryLater(f"X rate limit: retry in {wait:.0f} s", wait) from None
-        except tweepy.Unauthorized as exc:  # a wrong token must not dead-letter every reply
+            return TryLater(f"X rate limit: retry in {wait:.0f} s", wait)
+        if isinstance(exc, tweepy.Unauthorized):  # a wrong token must not dead-letter every reply
             log.error("X refused the credentials: check the five X_* variables")
-            raise TryLater(f"X refused the credentials: {self._why(exc)}") from None
-        except tweepy.Forbidden as exc:
+            return TryLater(f"X refused the credentials: {self._why(exc)}")
+        if isinstance(exc, tweepy.Forbidden):
             if any("duplicate" in str(m).lower() for m in exc.api_messages):
-                raise Undeliverable(f"X refused a duplicate post: {self._why(exc)}") from None
-            raise Undeliverable(f"X refused it: {self._why(exc)}") from None
-        except (tweepy.BadRequest, tweepy.NotFound) as exc:
-            raise Undeliverable(f"X refused it: {self._why(exc)}") from None
-        except tweepy.HTTPException as exc:  # 5xx, or a status tweepy has no name for
+                return Undeliverable(f"X refused a duplicate post: {self._why(exc)}")
+            return Undeliverable(f"X refused it: {self._why(exc)}")
+        if isinstance(exc, (tweepy.BadRequest, tweepy.NotFound)):
+            return Undeliverable(f"X refused it: {self._why(exc)}")
+        if isinstance(exc, tweepy.HTTPException):  # 5xx, or a status tweepy has no name for
             status = getattr(exc.response, "status", 500)
             if 400 <= status < 500:
-                raise Undeliverable(f"X refused it: {self._why(exc)}") from None
-            raise TryLater(f"X: {self._why(exc)}") from None
-        except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
-            raise TryLater(f"X: {self._why(exc)}") from None
+                return Undeliverable(f"X refused it: {self._why(exc)}")
+        return TryLater(f"X: {self._why(exc)}")
+
+    async def post(self, text: str) -> Posted:
+        """An announcement as a post on the account. No answer in time: it may be on X."""
+        client = self._client
+        if client is None:
+            raise TryLater("the X channel is not started")
+        try:
+            response = await self._call(client.create_tweet(text=text, user_auth=True))
+        except TimeoutError:
+            raise MaybePosted("X did not answer in time: the post may be on the account") from None
+        except (tweepy.TweepyException, aiohttp.ClientError) as exc:
+            raise self._failure(exc) from None
+        post_id = str(response.data["id"])
+        who = self.username or "i/web"
+        return Posted(post_id, f"https://x.com/{who}/status/{post_id}")
 
     def _why(self, exc: BaseException) -> str:
         return self.settings.redact(_describe(exc))

@@ -16,6 +16,7 @@ from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
+from bot.announcement import Announcement, LogEntry, NewAnnouncement, Post, Suspension
 from bot.errors import HoldingReplyError
 from bot.models import (
     Decision,
@@ -134,7 +135,74 @@ class ReportData:
     contacts: list[Contact] = field(default_factory=list)
 
 
-class Store(Protocol):
+class AnnouncementStore(Protocol):
+    """Announcements: written, approved, claimed once per channel, and every change logged."""
+
+    async def add_announcement(self, new: NewAnnouncement, at: datetime) -> int:
+        """Store it with one post per channel, in `new.state`; return its id."""
+        ...
+
+    async def announcement(self, aid: int) -> Announcement | None: ...
+
+    async def notice_announcement(self, notice: str) -> Announcement | None:
+        """The notice drafted from the calendar for `notice` (a closure's key), if any."""
+        ...
+
+    async def announcements(self, since: datetime, limit: int = 200) -> list[Announcement]:
+        """Those due since `since`, soonest first, with their posts."""
+        ...
+
+    async def announcement_log(self, aid: int) -> list[LogEntry]: ...
+
+    async def approve_announcement(self, aid: int, by: str, at: datetime) -> bool:
+        """Approve (posts waiting for approval become scheduled), unless `by` wrote it or it is
+        approved already. Whether `by` is an admin is the caller's to check."""
+        ...
+
+    async def cancel_announcement(self, aid: int, by: str, at: datetime) -> list[str]:
+        """Cancel every post not published or publishing; return their channels."""
+        ...
+
+    async def republish_announcement(self, aid: int, by: str, at: datetime) -> list[str]:
+        """Held, missed, unknown and failed posts are due again at `at`; return their channels."""
+        ...
+
+    async def suspension(self) -> Suspension | None: ...
+
+    async def suspend_announcements(self, reason: str, by: str, at: datetime) -> bool:
+        """Hold every post organisation-wide; False when already suspended."""
+        ...
+
+    async def resume_announcements(self, by: str, at: datetime) -> int:
+        """End the suspension; what fell due meanwhile is held for a person. Return how many."""
+        ...
+
+    async def claim_posts(
+        self, holder: str, at: datetime, lease: timedelta, late: timedelta, limit: int = 5
+    ) -> list[Post]:
+        """Mark due posts (not older than `late`) "publishing" for `holder`, and commit."""
+        ...
+
+    async def lapsed_posts(self, at: datetime) -> list[Post]:
+        """Posts whose holder's lease ran out while publishing become "unknown"; returned."""
+        ...
+
+    async def missed_posts(self, at: datetime, late: timedelta) -> list[Post]:
+        """Scheduled posts due longer ago than `late` become "missed"; returned."""
+        ...
+
+    async def post_published(
+        self, post: Post, holder: str, at: datetime, platform_id: str | None, link: str | None
+    ) -> bool: ...
+
+    async def post_failed(self, post: Post, holder: str, error: str, at: datetime) -> bool: ...
+
+    async def post_retry(
+        self, post: Post, holder: str, error: str, at: datetime, then: datetime
+    ) -> bool: ...
+
+
+class Store(AnnouncementStore, Protocol):
     """Where every message, its decision and its replies are kept.
 
     Use it as an async context manager: entering opens the database and applies missing

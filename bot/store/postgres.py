@@ -51,6 +51,7 @@ from bot.store import (
     redact,
     rules_version_from_row,
 )
+from bot.store.announce_postgres import PostgresAnnouncements
 
 T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -147,7 +148,7 @@ def _row(row: asyncpg.Record | None) -> asyncpg.Record:
     return row
 
 
-class PostgresStore:
+class PostgresStore(PostgresAnnouncements):
     """The Store on a PostgreSQL database named by a postgres:// or postgresql:// URL."""
 
     def __init__(

@@ -53,6 +53,7 @@ from bot.store import (
     queries,
     rules_version_from_row,
 )
+from bot.store.announce_sqlite import SQLiteAnnouncements
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ def _statements(sql: str) -> Iterator[str]:
         raise StoreError(f"A migration ends without a semicolon: {statement.strip()[:80]!r}")
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteAnnouncements):
     """The Store on one SQLite file, or ":memory:" (then reads go through the writer too)."""
 
     def __init__(

@@ -248,6 +248,11 @@ class FakeMeta:
             return self._whatsapp(body)
         if node == "me" and edge == "messages":
             return self._send_api(body)
+        if node == PAGE_ID and edge == "feed":  # a post on the Page
+            if not str(body.get("message") or ""):
+                return self._refuse(100, "(#100) Missing message")
+            self.sent.append({"channel": "facebook", "path": f"{node}/{edge}", "body": body})
+            return web.json_response({"id": f"{PAGE_ID}_{next(self._ids)}"})
         if edge in ("comments", "replies"):
             if not str(body.get("message") or ""):
                 return self._refuse(100, "(#100) Missing message")

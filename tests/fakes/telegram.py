@@ -181,6 +181,11 @@ class FakeTelegram:
         self._arrived = asyncio.Event()
         self._closing = False
         self._failures: dict[str, deque[tuple[Failure, int]]] = {}
+        # The bot's profile texts, by language code ("" for the default), as Telegram keeps them.
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
+        self._hang: dict[str, int] = {}  # method -> calls to accept and then never answer
+        self._hung = asyncio.Event()  # set when stopping: hung calls end with the server
         self._messages: dict[tuple[int, int], Json] = {}
         self._chats: dict[int, Json] = {}
         self._next_update_id = 650000001
@@ -194,6 +199,9 @@ class FakeTelegram:
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
+            "setMyDescription": self._set_my_description,
+            "setMyShortDescription": self._set_my_short_description,
+            "getMyDescription": self._get_my_description,
             "getUpdates": self._get_updates,
         }
         self._canonical = {name.lower(): name for name in self._methods}
@@ -214,6 +222,7 @@ class FakeTelegram:
     async def stop(self) -> None:
         """Answer any waiting long poll with no updates, then close the server and session."""
         self._closing = True
+        self._hung.set()
         self._wake()
         if self._session is not None:
             await self._session.close()
@@ -281,6 +290,20 @@ class FakeTelegram:
             raise ValueError(f"fail_next kind {kind!r} is not one of {get_args(Failure)}")
         name = self._canonical.get(method.lower(), method)
         self._failures.setdefault(name, deque()).extend([(kind, retry_after)] * count)
+
+    def hang_after(self, method: str, count: int = 1) -> None:
+        """Carry out the next `count` calls of `method` (a message is sent) but never answer:
+        what a client sees when the platform accepted and the connection then dropped."""
+        name = self._canonical.get(method.lower(), method)
+        self._hang[name] = self._hang.get(name, 0) + count
+
+    def add_channel(self, chat_id: int, username: str | None, title: str) -> Json:
+        """A channel the bot administers, to post announcements in."""
+        chat: Json = {"id": chat_id, "type": "channel", "title": title}
+        if username:
+            chat["username"] = username
+        self._chats[chat_id] = chat
+        return chat
 
     # Updates in
 
@@ -481,6 +504,10 @@ class FakeTelegram:
                     )
                 _fail(kind, retry_after)
             result, description = await self._methods[call.method](call.params)
+            if self._hang.get(call.method):
+                self._hang[call.method] -= 1
+                _answer(call, None, result, description)  # recorded as done, never answered
+                await self._hung.wait()
         except ApiError as error:
             response = _answer(call, error)
         else:
@@ -547,6 +574,31 @@ class FakeTelegram:
         had = bool(self.webhook.url)
         self.webhook = _Webhook(allowed_updates=self.webhook.allowed_updates)
         return True, "Webhook was deleted" if had else "Webhook is already deleted"
+
+    async def _set_my_description(self, params: Json) -> tuple[Any, str | None]:
+        return self._describe(params, "description", 512, self.descriptions)
+
+    async def _set_my_short_description(self, params: Json) -> tuple[Any, str | None]:
+        return self._describe(params, "short_description", 120, self.short_descriptions)
+
+    def _describe(
+        self, params: Json, field: str, most: int, kept: dict[str, str]
+    ) -> tuple[Any, str | None]:
+        text = params.get(field) or ""
+        language = params.get("language_code") or ""
+        if len(text) > most:
+            raise ApiError(400, f"Bad Request: {field.upper()}_TOO_LONG")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise ApiError(400, "Bad Request: LANGUAGE_CODE_INVALID")
+        if text:
+            kept[language] = text
+        else:  # an empty text removes the one for that language
+            kept.pop(language, None)
+        return True, None
+
+    async def _get_my_description(self, params: Json) -> tuple[Any, str | None]:
+        language = params.get("language_code") or ""
+        return {"description": self.descriptions.get(language, "")}, None
 
     async def _get_webhook_info(self, params: Json) -> tuple[Any, str | None]:
         info: Json = {

@@ -1,0 +1,125 @@
+"""Announcements on every database: claimed once per channel, "publishing" before the platform,
+lapsed leases become "unknown", late ones "missed", suspend holds, approval by someone else."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bot.announcement import NewAnnouncement
+from bot.store import Store
+
+from .test_store_contract import NOW
+
+MINUTE = timedelta(minutes=1)
+LATE = timedelta(hours=2)
+
+
+def new(state: str = "scheduled", by: str = "amy", notice: str | None = None) -> NewAnnouncement:
+    return NewAnnouncement(
+        "Closed Monday", NOW, "2025-03-03T09:30", "Europe/London",
+        (("telegram", None), ("x", "Closed Mon")), by, state, notice,
+    )  # fmt: skip
+
+
+async def test_written_announcement_is_read_back_with_its_posts(store: Store) -> None:
+    aid = await store.add_announcement(new(notice="closure:2025-03-10"), NOW - MINUTE)
+    a = await store.announcement(aid)
+    assert a is not None
+    assert (a.text, a.due_at, a.wall_time, a.zone, a.written_by) == (
+        "Closed Monday", NOW, "2025-03-03T09:30", "Europe/London", "amy",
+    )  # fmt: skip
+    assert [(p.channel, p.text, p.own_text, p.state) for p in a.posts] == [
+        ("telegram", "Closed Monday", False, "scheduled"),
+        ("x", "Closed Mon", True, "scheduled"),
+    ]
+    assert (await store.notice_announcement("closure:2025-03-10")) == a
+    assert [x.id for x in await store.announcements(NOW - LATE)] == [aid]
+    assert [e.action for e in await store.announcement_log(aid)] == ["wrote"]
+
+
+async def test_two_publishers_claim_each_post_once(store: Store) -> None:
+    for _ in range(3):
+        await store.add_announcement(new(), NOW)
+    claims = await asyncio.gather(
+        *(store.claim_posts(h, NOW, MINUTE, LATE, limit=10) for h in ("a", "b", "c"))
+    )
+    ids = [p.id for claimed in claims for p in claimed]
+    assert len(ids) == len(set(ids)) == 6
+    assert all(p.state == "publishing" for claimed in claims for p in claimed)
+    assert await store.claim_posts("d", NOW + LATE, MINUTE, LATE * 2) == []
+
+
+async def test_not_claimed_before_it_is_due(store: Store) -> None:
+    await store.add_announcement(new(), NOW)
+    assert await store.claim_posts("a", NOW - MINUTE, MINUTE, LATE) == []
+
+
+async def test_a_lapsed_lease_is_unknown_and_never_claimed_again(store: Store) -> None:
+    aid = await store.add_announcement(new(), NOW)
+    claimed = await store.claim_posts("a", NOW, MINUTE, LATE)
+    # "a" dies after the platform accepted: nobody may post it again.
+    assert await store.lapsed_posts(NOW + MINUTE / 2) == []
+    lapsed = await store.lapsed_posts(NOW + MINUTE)
+    assert sorted(p.id for p in lapsed) == sorted(p.id for p in claimed)
+    assert {p.state for p in lapsed} == {"unknown"}
+    assert await store.claim_posts("b", NOW + 2 * MINUTE, MINUTE, LATE) == []
+    # "a" was only slow: what the platform said is still recorded.
+    assert await store.post_published(claimed[0], "a", NOW, "99", "https://t.me/c/99")
+    assert not await store.post_published(claimed[1], "b", NOW, "98", None)
+    a = await store.announcement(aid)
+    assert a is not None
+    assert sorted(p.state for p in a.posts) == ["published", "unknown"]
+
+
+async def test_late_posts_are_missed_not_published(store: Store) -> None:
+    await store.add_announcement(new(), NOW)
+    assert await store.claim_posts("a", NOW + LATE, MINUTE, LATE) == []
+    missed = await store.missed_posts(NOW + LATE, LATE)
+    assert [p.state for p in missed] == ["missed", "missed"]
+    assert missed[0].error
+    assert await store.missed_posts(NOW + LATE, LATE) == []
+
+
+async def test_suspend_holds_what_falls_due_for_a_person(store: Store) -> None:
+    aid = await store.add_announcement(new(), NOW)
+    assert await store.suspend_announcements("National mourning", "amy", NOW - MINUTE)
+    assert not await store.suspend_announcements("again", "bob", NOW - MINUTE)
+    suspension = await store.suspension()
+    assert suspension is not None and suspension.reason == "National mourning"
+    assert await store.claim_posts("a", NOW, MINUTE, LATE) == []
+    assert await store.missed_posts(NOW + LATE * 2, LATE) == []  # held, not missed
+    assert await store.resume_announcements("amy", NOW + MINUTE) == 2
+    assert await store.suspension() is None
+    assert await store.claim_posts("a", NOW + MINUTE, MINUTE, LATE) == []
+    a = await store.announcement(aid)
+    assert a is not None and {p.state for p in a.posts} == {"held"}
+    assert sorted(await store.republish_announcement(aid, "amy", NOW + 2 * MINUTE)) == [
+        "telegram", "x",
+    ]  # fmt: skip
+    assert len(await store.claim_posts("a", NOW + 2 * MINUTE, MINUTE, LATE)) == 2
+
+
+async def test_approval_is_by_someone_else_once(store: Store) -> None:
+    aid = await store.add_announcement(new(state="approval"), NOW - LATE)
+    assert await store.claim_posts("a", NOW, MINUTE, LATE) == []
+    assert not await store.approve_announcement(aid, "amy", NOW - MINUTE)  # the writer
+    assert await store.approve_announcement(aid, "bob", NOW - MINUTE)
+    assert not await store.approve_announcement(aid, "cat", NOW - MINUTE)
+    a = await store.announcement(aid)
+    assert a is not None and (a.approved_by, a.approved_at) == ("bob", NOW - MINUTE)
+    assert len(await store.claim_posts("a", NOW, MINUTE, LATE)) == 2
+    log = await store.announcement_log(aid)
+    assert [(e.who, e.action) for e in log][:2] == [("amy", "wrote"), ("bob", "approved")]
+
+
+async def test_cancel_failed_and_retry(store: Store) -> None:
+    aid = await store.add_announcement(new(), NOW)
+    first, second = await store.claim_posts("a", NOW, MINUTE, LATE)
+    assert await store.post_failed(first, "a", "The account is suspended.", NOW)
+    assert await store.post_retry(second, "a", "X is busy", NOW, NOW + MINUTE)
+    assert await store.claim_posts("b", NOW, MINUTE, LATE) == []
+    assert sorted(await store.cancel_announcement(aid, "amy", NOW)) == ["telegram", "x"]
+    a = await store.announcement(aid)
+    assert a is not None and {p.state for p in a.posts} == {"cancelled"}
+    assert any(p.error == "The account is suspended." for p in a.posts)
