@@ -35,6 +35,7 @@ from aiohttp import web
 from bot import mail
 from bot.alerts import EmailChannel as SmtpChannel
 from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.channels.polling import poll_seconds
 from bot.errors import HoldingReplyError, StoreError
 from bot.imap import Fetched, Mailbox, MailboxError, RefusedLogin, settings_from
 from bot.jobs import holder_name
@@ -67,18 +68,12 @@ class EmailSettings:
             raise HoldingReplyError(
                 f"Email is not set up: replies go by SMTP, and {self.smtp.problem}."
             )
-        raw = (env.get("EMAIL_POLL_SECONDS") or "").strip()
-        self.poll_seconds = DEFAULT_POLL_SECONDS
-        if raw:
-            try:
-                self.poll_seconds = float(raw)
-            except ValueError:
-                self.poll_seconds = -1.0
-            if not 0 < self.poll_seconds <= 86400:
-                raise HoldingReplyError(
-                    f"EMAIL_POLL_SECONDS has value {raw!r}. Expected a number of seconds between "
-                    f"0 and 86400, e.g. {DEFAULT_POLL_SECONDS:g}."
-                )
+        try:
+            self.poll_seconds = poll_seconds(
+                env.get("EMAIL_POLL_SECONDS"), "EMAIL_POLL_SECONDS", DEFAULT_POLL_SECONDS
+            )
+        except ValueError as exc:
+            raise HoldingReplyError(str(exc)) from None
         ours = {self.smtp.sender.lower()}
         if "@" in self.imap.username:
             ours.add(self.imap.username.lower())

@@ -63,6 +63,7 @@ from bot.channels import (
     Undeliverable,
 )
 from bot.channels.fitting import fit
+from bot.channels.polling import poll_seconds
 from bot.channels.posting import Posted, weighted_length
 from bot.errors import StoreError
 from bot.jobs import holder_name
@@ -106,18 +107,12 @@ class XSettings:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.config = XConfig.from_env(env)
         self.env = dict(env)
-        raw = (env.get("X_POLL_SECONDS") or "").strip()
-        self.poll_seconds = DEFAULT_POLL_SECONDS
-        if raw:
-            try:
-                self.poll_seconds = float(raw)
-            except ValueError:
-                self.poll_seconds = -1.0
-            if not 0 < self.poll_seconds <= 86400:
-                raise XConfigError(
-                    f"X_POLL_SECONDS has value {raw!r}. Expected a number of seconds between "
-                    f"0 and 86400, e.g. {DEFAULT_POLL_SECONDS:g}."
-                )
+        try:
+            self.poll_seconds = poll_seconds(
+                env.get("X_POLL_SECONDS"), "X_POLL_SECONDS", DEFAULT_POLL_SECONDS
+            )
+        except ValueError as exc:
+            raise XConfigError(str(exc)) from None
         names = (env.get("X_IGNORE_USERS") or "").split(",")
         self.ignore = frozenset(n.strip().lstrip("@").lower() for n in names if n.strip())
 
