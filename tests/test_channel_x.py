@@ -138,6 +138,11 @@ async def test_the_mentions_request_asks_for_what_the_channel_needs(x: Harness) 
         "in_reply_to_user_id",
     }
     assert "since_id" not in request.query  # nothing seen yet
+
+    async def asked_for_dms() -> bool:  # mentions and DMs are polled one after the other
+        return bool(x.fake.requests_to("dm_events"))
+
+    await eventually(asked_for_dms)
     [dms] = x.fake.requests_to("dm_events")[:1]
     assert dms.query["event_types"] == "MessageCreate"
     assert dms.auth_scheme == "OAuth"
