@@ -383,6 +383,7 @@ class FakeMastodon:
             "created_at": _iso(datetime.now(UTC)),
             "account": self.me,
             "content": render(text),
+            "text": text,  # Mastodon gives the source text only on delete; kept for the tests
             "visibility": form.get("visibility") or "public",
             "in_reply_to_id": parent,
             "in_reply_to_account_id": self.statuses[parent]["account"]["id"] if parent else None,
