@@ -68,7 +68,6 @@ log = logging.getLogger("bot.mastodon")
 
 DEFAULT_POLL_SECONDS = 60.0
 DEFAULT_MAX_CHARACTERS = 500
-NOTE_LIMIT = 500  # the profile's note, counted as statuses are
 FIND_PAGES = 3
 MAX_PAGES = 8
 PAGE_SIZE = 40  # Mastodon's most per page for notifications
