@@ -1,5 +1,6 @@
 """The server keeps Bluesky's description and Mastodon's note current (bot.profile.keep_current):
-at start, again when the rules change, and a channel that fails does not hold up the other."""
+at start, again when the rules change, and a channel that fails does not hold up the other; and
+it publishes announcements on both."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 from bot import profile
 from bot.channels.bluesky import BlueskyChannel
 from bot.channels.mastodon import MastodonChannel
+from bot.channels.posting import Poster
 from bot.check import load
+from bot.server import build_channels
 from bot.store import Store
 from bot.web import State
 from tests.conftest import Clock, copy_rules, london
@@ -98,3 +101,17 @@ def test_profile_show_says_bluesky_and_mastodon_are_set_by_sync(tmp_path: Path) 
     assert "mastodon: set by `profile sync` (the profile's note)" in text
     at = lines.index("bluesky: set by `profile sync` (the profile's description)")
     assert lines[at + 1].strip().startswith("Anytown Borough Council. Staffed")
+
+
+def test_the_server_publishes_and_keeps_profiles_on_both(state: State) -> None:
+    env = {
+        "BLUESKY_HANDLE": "anytown.gov.uk",
+        "BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop",
+        "MASTODON_API_BASE_URL": "https://social.example.gov.uk",
+        "MASTODON_ACCESS_TOKEN": "token",
+    }
+    channels = build_channels(state, env)
+    posters = {n for n, c in channels.items() if c.capabilities.posts and isinstance(c, Poster)}
+    assert posters == {"bluesky", "mastodon"}
+    assert all(callable(getattr(channels[n], "find", None)) for n in posters)
+    assert sorted(profile.setters(channels)) == ["bluesky", "mastodon"]
