@@ -252,55 +252,6 @@ def cmd_announce(args: argparse.Namespace) -> int:
     return int(asyncio.run(run(args)))
 
 
-async def _profile_sync(args: argparse.Namespace) -> int:
-    import os
-
-    from telegram import Bot
-
-    from bot.channels.telegram import TelegramSettings
-    from bot.profile import sync_telegram
-
-    triage = load(rules_path(args.rules))
-    settings = TelegramSettings({**os.environ, "TELEGRAM_MODE": "polling"})
-    if not settings.token:
-        raise AnnouncementError(
-            "TELEGRAM_BOT_TOKEN is not set: no channel's profile can be set from here. "
-            "`python -m bot profile show` prints the texts to paste."
-        )
-    async with Bot(settings.token, base_url=settings.api_url) as bot:
-        done = await sync_telegram(bot, triage, datetime.now(UTC))
-    print(f"Telegram: description and short description set ({', '.join(done)}).")
-    print("Other channels: `python -m bot profile show` prints the text to paste.")
-    return 0
-
-
-def cmd_profile(args: argparse.Namespace) -> int:
-    if args.action == "show":
-        from bot.profile import show
-
-        print("\n".join(show(load(rules_path(args.rules)), datetime.now(UTC))))
-        return 0
-    try:
-        return asyncio.run(_profile_sync(args))
-    except Exception as exc:
-        from telegram.error import TelegramError
-
-        if isinstance(exc, TelegramError):
-            raise AnnouncementError(f"Telegram said: {exc}") from None
-        raise
-
-
-def add_profile_parser(sub: Any, rules_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    s = sub.add_parser("profile", help="each channel's profile text, from the bio template")
-    actions = s.add_subparsers(dest="action", required=True)
-    for name, text in (
-        ("sync", "set Telegram's description and short description, in each language"),
-        ("show", "print the text to paste for X, Facebook, Instagram and WhatsApp"),
-    ):
-        rules_arg(actions.add_parser(name, help=text))
-    s.set_defaults(func=cmd_profile)
-
-
 def add_parser(sub: Any, rules_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     s = sub.add_parser("announce", help="scheduled announcements on every channel that can post")
     actions = s.add_subparsers(dest="action", required=True)

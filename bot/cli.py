@@ -1,6 +1,6 @@
 """The command line: serve, migrate, user, telegram, check, preview, bio, queue, outbox, export,
 erase, done, reopen, replied, report, import-contacts, rules, close (the last two in
-bot.rules_cli), announce and profile (in bot/announce_cli.py).
+bot.rules_cli), announce (in bot/announce_cli.py) and profile (bot/profile_cli.py).
 
 Only this module turns errors into messages and exit codes: 0 success, 1 a problem the message
 explains (invalid rules, unknown reference), 2 a usage mistake, 3 the database is unavailable.
@@ -721,7 +721,7 @@ def parser() -> argparse.ArgumentParser:
     add_parsers(sub)
 
     from bot.announce_cli import add_parser as add_announce
-    from bot.announce_cli import add_profile_parser
+    from bot.profile_cli import add_profile_parser
 
     add_announce(sub, rules_arg)
     add_profile_parser(sub, rules_arg)

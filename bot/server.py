@@ -18,6 +18,7 @@ from bot.errors import StoreError
 from bot.jobs import holder_name, run_jobs
 from bot.live import Live
 from bot.outbox import Sender
+from bot.profile import keep_current, setters
 from bot.publisher import Publisher
 from bot.store import open_store
 from bot.web import State, make_app
@@ -168,13 +169,8 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
         alerting = loop.create_task(alerter.run())
         publishing = loop.create_task(publisher.run())
         profiles: asyncio.Task[None] | None = None
-        if "telegram" in channels:  # its texts, daily and after each rules change
-            from bot.channels.telegram import TelegramChannel
-            from bot.profile import keep_current
-
-            telegram = channels["telegram"]
-            if isinstance(telegram, TelegramChannel):
-                profiles = loop.create_task(keep_current(state, telegram.app.bot))
+        if profile_setters := setters(channels):  # daily and after each rules change
+            profiles = loop.create_task(keep_current(state, profile_setters))
         try:
             await stop.wait()
             log.info("stopping: no new connections; finishing requests in flight")

@@ -29,6 +29,9 @@ conversation, within 1,000. The outbox's delivery says which: reply_to holds "pa
 parent-cid root-uri root-cid" for a post, None for a direct message (the recipient is then the
 conversation id).
 
+Announcements (post), finding one again after a crash (find) and the profile's description
+(set_description) are in bot/channels/bluesky_account.py, made with this channel's session.
+
 Who gets no automatic reply (still queued for the team): accounts labelled "bot" by themselves,
 quote posts, replies to someone else further down one of our threads, and anything older than
 24 hours. Our own posts and messages are not stored at all.
@@ -51,8 +54,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.channels import bluesky_account as account
 from bot.channels.fitting import fit
 from bot.channels.polling import leased, poll_seconds
+from bot.channels.posting import Posted
 from bot.errors import HoldingReplyError, StoreError
 from bot.jobs import holder_name
 from bot.models import Delivery, Message
@@ -150,6 +155,19 @@ def link_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
+def facets(text: str) -> list[Any]:
+    """The link facets that make each link in `text` clickable."""
+    from atproto_client import models
+
+    return [
+        models.AppBskyRichtextFacet.Main(
+            index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=end),
+            features=[models.AppBskyRichtextFacet.Link(uri=url)],
+        )
+        for start, end, url in link_spans(text)
+    ]
+
+
 def _when(value: Any) -> datetime | None:
     """An AT Protocol datetime (ISO 8601, "Z" or an offset) as an aware datetime, or None."""
     try:
@@ -165,7 +183,7 @@ class BlueskyChannel:
     # reschedules replies beyond that. The spacing keeps bursts gentle, and two replies to one
     # person (the automatic one, then the team's) a few seconds apart.
     limits = Limits(per_second=0.5, per_recipient_seconds=5.0)
-    capabilities = Capabilities(max_length=POST_LIMIT, threads=True, groups=False)
+    capabilities = Capabilities(max_length=POST_LIMIT, threads=True, groups=False, posts=True)
 
     def __init__(self, state: State, env: Mapping[str, str], holder: str | None = None) -> None:
         self.state = state
@@ -557,13 +575,6 @@ class BlueskyChannel:
                 return str(sent.id)
             (parent_uri, parent_cid), (root_uri, root_cid) = strong_refs(delivery.reply_to)
             text = fit(delivery.text, POST_LIMIT)
-            facets = [
-                models.AppBskyRichtextFacet.Main(
-                    index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=end),
-                    features=[models.AppBskyRichtextFacet.Link(uri=url)],
-                )
-                for start, end, url in link_spans(text)
-            ]
             record = models.AppBskyFeedPost.Record(
                 text=text,
                 created_at=self._client.get_current_time_iso(),
@@ -571,7 +582,7 @@ class BlueskyChannel:
                     root=models.ComAtprotoRepoStrongRef.Main(uri=root_uri, cid=root_cid),
                     parent=models.ComAtprotoRepoStrongRef.Main(uri=parent_uri, cid=parent_cid),
                 ),
-                facets=facets or None,
+                facets=facets(text) or None,
             )
             created = await self._call(
                 lambda: self._client.app.bsky.feed.post.create(self.me, record)
@@ -589,3 +600,47 @@ class BlueskyChannel:
             raise Undeliverable(f"Bluesky refused it: {self._why(exc)}") from None
         except (NetworkError, AtProtocolError, TimeoutError) as exc:
             raise TryLater(f"Bluesky: {self._why(exc)}") from None
+
+    # The account's own posts and profile.
+
+    async def post(self, text: str) -> Posted:
+        """An announcement as a post on the account. No answer in time: it may be on Bluesky."""
+        if self._client is None:
+            raise TryLater("the Bluesky channel is not started")
+        langs = list(self.state.triage.rules.languages)
+        try:
+            uri, _ = await self._call(
+                lambda: account.create_post(self._client, str(self.me), text, facets(text), langs)
+            )
+        except _SessionLost as exc:  # before anything was sent
+            raise TryLater(f"Bluesky did not let us in: {exc}") from None
+        except Exception as exc:
+            raise account.post_failure(exc, self._why(exc), self._reset_in) from None
+        return Posted(uri, account.post_link(self._handle(), uri))
+
+    async def find(self, text: str, since: datetime) -> Posted | None:
+        """The account's post with exactly `text` made at or after `since`, or None. Raises
+        TryLater when Bluesky cannot be asked now."""
+        if self._client is None:
+            raise TryLater("the Bluesky channel is not started")
+        try:
+            uri = await self._call(
+                lambda: account.find_post(self._client, str(self.me), text, since)
+            )
+        except Exception as exc:
+            raise TryLater(f"Bluesky could not be asked: {self._why(exc)}") from None
+        return None if uri is None else Posted(uri, account.post_link(self._handle(), uri))
+
+    async def set_description(self, description: str) -> bool:
+        """Set the profile's description and nothing else; False if it already said that."""
+        if self._client is None:
+            raise TryLater("the Bluesky channel is not started")
+        return bool(
+            await self._call(
+                lambda: account.set_description(self._client, str(self.me), description)
+            )
+        )
+
+    def _handle(self) -> str:
+        session = getattr(self._client, "_session", None)
+        return str(getattr(session, "handle", None) or self.settings.handle)

@@ -21,6 +21,15 @@ on a 429 rather than sleep in its thread; the reset time then reschedules the re
 outbox, and a poll waits until it. (Remaining is not used to hold sends back before a 429: the
 last answer's headers may be those of the other limit.)
 
+Announcements. `post` publishes a public status (POST /api/v1/statuses); its link is the
+status's url. Mastodon counts a status in grapheme clusters with each link as 23 (see
+bot/channels/graphemes.py), against the instance's own limit: once the channel has read it, that
+figure replaces the default of 500 in bot.channels.posting.LIMITS for this process, so the inbox
+checks announcements against the instance's own limit (the command line, which does not ask
+the instance, checks against 500). `find` looks through the account's own recent statuses
+(GET /api/v1/accounts/:id/statuses) for one with the same text, after a crash. `set_note` sets
+the profile's note and nothing else (PATCH /api/v1/accounts/update_credentials).
+
 Mastodon.py is synchronous: every call runs in a worker thread (asyncio.to_thread), one at a
 time, so the event loop never waits on the network.
 
@@ -38,6 +47,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -45,9 +55,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.channels import Capabilities, Limits, MaybePosted, TryLater, Undeliverable, posting
 from bot.channels.fitting import fit
 from bot.channels.polling import leased, poll_seconds
+from bot.channels.posting import Posted
 from bot.errors import HoldingReplyError, StoreError
 from bot.jobs import holder_name
 from bot.models import Delivery, Message
@@ -57,6 +68,7 @@ log = logging.getLogger("bot.mastodon")
 
 DEFAULT_POLL_SECONDS = 60.0
 DEFAULT_MAX_CHARACTERS = 500
+FIND_PAGES = 3
 MAX_PAGES = 8
 PAGE_SIZE = 40  # Mastodon's most per page for notifications
 REQUEST_SECONDS = 30.0
@@ -163,7 +175,7 @@ class MastodonChannel:
         self.settings = MastodonSettings(env)
         self.holder = holder or holder_name()
         self.capabilities = Capabilities(
-            max_length=DEFAULT_MAX_CHARACTERS, threads=True, groups=False
+            max_length=DEFAULT_MAX_CHARACTERS, threads=True, groups=False, posts=True
         )
         self.me: str | None = None  # our account id, once verify_credentials has answered
         self.acct: str | None = None
@@ -202,6 +214,7 @@ class MastodonChannel:
         if api is not None:
             await asyncio.to_thread(api.session.close)
         self.ready.clear()
+        posting.LIMITS[self.name] = replace(posting.LIMITS[self.name], most=DEFAULT_MAX_CHARACTERS)
         with contextlib.suppress(StoreError):
             await self.state.store.release_jobs(self.holder)
 
@@ -258,7 +271,9 @@ class MastodonChannel:
             log.warning("Mastodon not reachable yet", extra={"error": error, "retry_in": wait})
             await asyncio.sleep(wait)
         limit = await self._max_characters()
-        self.capabilities = Capabilities(max_length=limit, threads=True, groups=False)
+        self.capabilities = Capabilities(max_length=limit, threads=True, groups=False, posts=True)
+        # Announcements written in this process are checked against the instance's own limit.
+        posting.LIMITS[self.name] = replace(posting.LIMITS[self.name], most=limit)
         self.ready.set()
         log.info("mastodon ready", extra={"account": self.acct, "max_characters": limit})
 
@@ -444,3 +459,142 @@ class MastodonChannel:
             if status_code is not None and 400 <= status_code < 500:
                 raise Undeliverable(f"Mastodon refused it: {self._why(exc)}") from None
             raise TryLater(f"Mastodon: {self._why(exc)}") from None
+
+    # The account's own statuses and profile.
+
+    async def post(self, text: str) -> Posted:
+        """An announcement as a public status. No answer in time: it may be on the account."""
+        from mastodon import (
+            MastodonError,
+            MastodonNetworkError,
+            MastodonRatelimitError,
+            MastodonServerError,
+            MastodonUnauthorizedError,
+        )
+
+        api = self._api
+        if api is None:
+            raise TryLater("the Mastodon channel is not started")
+        try:
+            status = await self._call(api.status_post, text, visibility="public")
+        except MastodonRatelimitError:
+            wait = self._reset_in()
+            raise TryLater(
+                f"Mastodon's rate limit: it can be posted in {wait:.0f} s", wait
+            ) from None
+        except MastodonUnauthorizedError as exc:
+            raise TryLater(
+                "Mastodon refused the access token: check MASTODON_ACCESS_TOKEN and its "
+                f"write:statuses scope ({self._why(exc)})"
+            ) from None
+        except MastodonServerError as exc:
+            raise TryLater(f"Mastodon could not take it now: {self._why(exc)}") from None
+        except MastodonNetworkError as exc:
+            if _nothing_sent(exc):
+                raise TryLater(f"Mastodon could not be reached: {self._why(exc)}") from None
+            raise MaybePosted(
+                "Mastodon did not answer in time: the post may be on the account"
+            ) from None
+        except MastodonError as exc:
+            code = _status(exc)
+            if code is not None and 400 <= code < 500:
+                raise Undeliverable(f"Mastodon refused the post: {_refusal(exc)}") from None
+            raise TryLater(f"Mastodon: {self._why(exc)}") from None
+        url = status.get("url") or status.get("uri")
+        return Posted(str(status["id"]), str(url) if url else None)
+
+    async def find(self, text: str, since: datetime) -> Posted | None:
+        """The account's status with `text` made at or after `since`, or None. Raises TryLater
+        when Mastodon cannot be asked now. Mastodon gives back HTML, so the text is compared
+        as plain text with its spacing evened out."""
+        from mastodon import MastodonError
+
+        api = self._api
+        if api is None or self.me is None:
+            raise TryLater("the Mastodon channel is not started")
+        wanted = _even(text)
+        found: Posted | None = None
+        max_id: str | None = None
+        try:
+            for _ in range(FIND_PAGES):
+                page = list(
+                    await self._call(api.account_statuses, self.me, max_id=max_id, limit=PAGE_SIZE)
+                )
+                for status in page:  # newest first
+                    if _created(status) < since:
+                        return found
+                    if _even(plain_text(str(status.get("content") or ""))) == wanted:
+                        url = status.get("url") or status.get("uri")
+                        found = Posted(str(status["id"]), str(url) if url else None)
+                if len(page) < PAGE_SIZE:
+                    break
+                max_id = str(page[-1]["id"])
+        except MastodonError as exc:
+            raise TryLater(f"Mastodon could not be asked: {self._why(exc)}") from None
+        return found
+
+    async def set_note(self, note: str) -> bool:
+        """Set the profile's note (its bio), and no other field; False if it already said that."""
+        api = self._api
+        if api is None:
+            raise TryLater("the Mastodon channel is not started")
+        return bool(await self._call(update_note, api, note))
+
+
+def update_note(api: Any, note: str) -> bool:
+    """With Mastodon.py (in a worker thread): PATCH the account's note alone, unless it already
+    says `note` (each change is sent to every follower's instance, so none is made for nothing)."""
+    account = api.account_verify_credentials()
+    if str((account.get("source") or {}).get("note") or "") == note:
+        return False
+    api.account_update_credentials(note=note)
+    return True
+
+
+def _even(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _created(status: Mapping[str, Any]) -> datetime:
+    created = status.get("created_at")
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    if not isinstance(created, datetime):
+        return datetime.min.replace(tzinfo=UTC)
+    return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+
+
+def _nothing_sent(exc: BaseException) -> bool:
+    """Whether a network error happened before the request reached the instance (it could not
+    connect), rather than after (a timeout or a dropped connection: it may have been posted)."""
+    import requests
+    import urllib3.exceptions
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain is short; never follow a loop
+        if seen is None:
+            break
+        if isinstance(
+            seen,
+            requests.exceptions.ConnectTimeout
+            | urllib3.exceptions.NewConnectionError
+            | urllib3.exceptions.ConnectTimeoutError,
+        ):
+            return True
+        reason = getattr(seen, "reason", None)  # urllib3's MaxRetryError wraps the cause
+        if isinstance(reason, urllib3.exceptions.NewConnectionError | ConnectionRefusedError):
+            return True
+        inner = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
+        seen = inner[0] if inner else seen.__cause__ or seen.__context__
+    return False
+
+
+def _refusal(exc: BaseException) -> str:
+    """Mastodon's reason ("Validation failed: Text character limit of 500 exceeded"), plainly."""
+    args = [a for a in getattr(exc, "args", ()) if isinstance(a, str)]
+    detail = args[-1] if args else str(exc)
+    if "character limit" in detail:
+        return f"it is longer than the instance allows ({detail})"
+    if "blank" in detail:
+        return "it is empty"
+    return detail

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from bot.channels.graphemes import graphemes, mastodon_length
+
 # X counts a URL as 23 characters whatever its length; these are what it would link.
 _URL = re.compile(r"https?://\S+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}(?:/\S*)?", re.IGNORECASE)
 # twitter-text v3: code points in these ranges weigh 1, every other one 2.
@@ -43,6 +45,9 @@ LIMITS: dict[str, Limit] = {
     "x": Limit(280, weighted_length, "X's weighted characters (a link is 23, an emoji 2)"),
     "telegram": Limit(4096, utf16_length, "characters"),
     "facebook": Limit(63206, len, "characters"),
+    "bluesky": Limit(300, graphemes, "characters (Bluesky counts 👍🏽 or é as one)"),
+    # Most instances' limit; a running Mastodon channel puts its own instance's here.
+    "mastodon": Limit(500, mastodon_length, "characters (a link is 23)"),
 }
 
 

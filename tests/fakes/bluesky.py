@@ -1,14 +1,18 @@
-"""A fake Bluesky PDS on 127.0.0.1, speaking the XRPC endpoints the Bluesky channel uses.
+r"""A fake Bluesky PDS on 127.0.0.1, speaking the XRPC endpoints the Bluesky channel uses.
 
 Sessions (createSession, refreshSession) with JWTs that expire, counted so tests can see a
-login is not repeated; listNotifications; createRecord; and the chat service's getLog and
-sendMessage, answered only with the atproto-proxy header naming the chat service and only for
-an app password allowed to read direct messages. It fails on demand and answers 429 with the
-ratelimit-* headers Bluesky sends.
+login is not repeated; listNotifications; the repository calls (createRecord, listRecords,
+getRecord, and putRecord with swapRecord answering 400 InvalidSwap on a stale CID, as a PDS
+does); and the chat service's getLog and sendMessage, answered only with the atproto-proxy
+header naming the chat service and only for an app password allowed to read direct messages. It
+fails on demand, answers 429 with the ratelimit-* headers Bluesky sends, and can take a post
+and then never answer (hang_after). Post lengths are counted in grapheme clusters by the
+`regex` module's \X, independently of bot/channels/graphemes.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -18,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
+import regex
 from aiohttp import web
 
 CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
@@ -87,6 +92,13 @@ class FakeBluesky:
         self._access: dict[str, float] = {}  # token -> expiry (epoch)
         self._refresh: set[str] = set()
         self._failures: list[tuple[str, str]] = []
+        self._hang: set[str] = set()
+        self._hung = asyncio.Event()  # set when stopping: hung calls end with the server
+        # The account's profile record (app.bsky.actor.profile/self) and its CID; None: none yet.
+        self.profile_record: dict[str, Any] | None = None
+        self.profile_cid: str | None = None
+        self.profile_writes: list[dict[str, Any]] = []  # putRecord bodies that were applied
+        self._after_profile_read: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -175,6 +187,20 @@ class FakeBluesky:
         assert kind in FAILURE_KINDS, kind
         self._failures.append((nsid, kind))
 
+    def hang_after(self, nsid: str) -> None:
+        """The next call to `nsid` is carried out, and then never answered."""
+        self._hang.add(nsid)
+
+    def set_profile(self, record: dict[str, Any]) -> None:
+        """Someone (a person in the app) writes the whole profile record: a new CID."""
+        self.profile_record = {"$type": "app.bsky.actor.profile", **record}
+        self.profile_cid = f"bafyreiprofile{next(self._ids):045d}"
+
+    def edit_after_next_read(self, **changes: Any) -> None:
+        """Just after the next getRecord of the profile is answered, a person changes these
+        fields of it (as if in the app, between our read and our write)."""
+        self._after_profile_read.append(changes)
+
     def requests_to(self, nsid: str) -> list[Recorded]:
         return [r for r in self.requests if r.nsid == nsid]
 
@@ -190,6 +216,7 @@ class FakeBluesky:
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
 
     async def stop(self) -> None:
+        self._hung.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -312,12 +339,19 @@ class FakeBluesky:
         handler = {
             "app.bsky.notification.listNotifications": self._list_notifications,
             "com.atproto.repo.createRecord": self._create_record,
+            "com.atproto.repo.listRecords": self._list_records,
+            "com.atproto.repo.getRecord": self._get_record,
+            "com.atproto.repo.putRecord": self._put_record,
             "chat.bsky.convo.getLog": self._get_log,
             "chat.bsky.convo.sendMessage": self._send_message,
         }.get(nsid)
         if handler is None:
             return self._error(404, "MethodNotImplemented", "Method Not Implemented")
-        return await handler(request, body)
+        answer = await handler(request, body)
+        if nsid in self._hang:
+            self._hang.discard(nsid)
+            await self._hung.wait()  # done, but the answer never comes
+        return answer
 
     async def _list_notifications(self, request: web.Request, body: Any) -> web.Response:
         reasons = request.query.getall("reasons", [])
@@ -337,9 +371,12 @@ class FakeBluesky:
         if body.get("repo") != ME or body.get("collection") != "app.bsky.feed.post":
             return self._error(400, "InvalidRequest", "Invalid repo or collection")
         text = record.get("text", "")
-        if len(text) > 300 or len(text.encode()) > 3000:
+        if len(regex.findall(r"\X", text)) > 300 or len(text.encode()) > 3000:
             return self._error(
-                400, "InvalidRecord", "Record/text must not be longer than 300 graphemes"
+                400,
+                "InvalidRecord",
+                "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 "
+                "graphemes",
             )
         reply = record.get("reply")
         if reply is not None:
@@ -354,6 +391,85 @@ class FakeBluesky:
         self.posts[uri] = {"uri": uri, "cid": cid, "record": record, "author": self.me}
         self.posted.append({**record, "uri": uri})
         return web.json_response({"uri": uri, "cid": cid, "validationStatus": "valid"})
+
+    def _own_posts(self) -> list[dict[str, Any]]:
+        """The account's posts, newest first (by record key, as a PDS lists them)."""
+        mine = [p for p in self.posts.values() if p["uri"].startswith(f"at://{ME}/")]
+        return sorted(mine, key=lambda p: p["uri"].rsplit("/", 1)[-1], reverse=True)
+
+    async def _list_records(self, request: web.Request, body: Any) -> web.Response:
+        query = request.query
+        if query.get("repo") not in (ME, self.handle):
+            return self._error(400, "InvalidRequest", f"Could not find repo: {query.get('repo')}")
+        if query.get("collection") != "app.bsky.feed.post":
+            return web.json_response({"records": []})
+        limit = min(int(query.get("limit", "50")), 100)
+        posts = self._own_posts()
+        if query.get("reverse") == "true":
+            posts.reverse()
+        cursor = query.get("cursor")
+        if cursor is not None:
+            rkeys = [p["uri"].rsplit("/", 1)[-1] for p in posts]
+            posts = posts[rkeys.index(cursor) + 1 :] if cursor in rkeys else []
+        page = posts[:limit]
+        answer: dict[str, Any] = {
+            "records": [{"uri": p["uri"], "cid": p["cid"], "value": p["record"]} for p in page]
+        }
+        if len(posts) > limit:
+            answer["cursor"] = page[-1]["uri"].rsplit("/", 1)[-1]
+        return web.json_response(answer)
+
+    def _is_profile(self, repo: Any, collection: Any, rkey: Any) -> bool:
+        return (
+            repo in (ME, self.handle) and collection == "app.bsky.actor.profile" and rkey == "self"
+        )
+
+    async def _get_record(self, request: web.Request, body: Any) -> web.Response:
+        query = request.query
+        uri = f"at://{ME}/{query.get('collection')}/{query.get('rkey')}"
+        if not self._is_profile(query.get("repo"), query.get("collection"), query.get("rkey")):
+            post = self.posts.get(uri)
+            if post is None:
+                return self._error(400, "RecordNotFound", f"Could not locate record: {uri}")
+            return web.json_response({"uri": uri, "cid": post["cid"], "value": post["record"]})
+        if self.profile_record is None:
+            return self._error(400, "RecordNotFound", f"Could not locate record: {uri}")
+        answer = {"uri": uri, "cid": self.profile_cid, "value": self.profile_record}
+        response = web.json_response(answer)
+        if self._after_profile_read:  # a person's edit lands after this answer was made
+            changes = self._after_profile_read.pop(0)
+            self.set_profile({**self.profile_record, **changes})
+        return response
+
+    async def _put_record(self, request: web.Request, body: Any) -> web.Response:
+        if not self._is_profile(body.get("repo"), body.get("collection"), body.get("rkey")):
+            return self._error(400, "InvalidRequest", "Only the profile is written here")
+        record = body.get("record") or {}
+        if record.get("$type") != "app.bsky.actor.profile":
+            return self._error(
+                400, "InvalidRecord", "Invalid $type: expected app.bsky.actor.profile"
+            )
+        description = record.get("description")
+        if description is not None and len(regex.findall(r"\X", description)) > 256:
+            return self._error(
+                400,
+                "InvalidRecord",
+                "Invalid app.bsky.actor.profile record: Record/description must not be longer "
+                "than 256 graphemes",
+            )
+        if "swapRecord" in body and body["swapRecord"] != self.profile_cid:
+            return self._error(400, "InvalidSwap", f"Record was at {self.profile_cid}")
+        self.profile_writes.append(body)
+        self.set_profile(record)
+        uri = f"at://{ME}/app.bsky.actor.profile/self"
+        return web.json_response(
+            {
+                "uri": uri,
+                "cid": self.profile_cid,
+                "commit": {"cid": f"bafyreicommit{next(self._ids):046d}", "rev": self._tid()},
+                "validationStatus": "valid",
+            }
+        )
 
     async def _get_log(self, request: web.Request, body: Any) -> web.Response:
         cursor = request.query.get("cursor")

@@ -1,11 +1,18 @@
-"""A fake Mastodon instance on 127.0.0.1, speaking the documented REST API, for the Mastodon
+r"""A fake Mastodon instance on 127.0.0.1, speaking the documented REST API, for the Mastodon
 channel's tests: the endpoints the channel uses, Bearer tokens, X-RateLimit-* headers, 429s,
-Idempotency-Key, and the instance's own character limit.
+Idempotency-Key, and the instance's own character limit. Statuses come back as Mastodon renders
+them (HTML paragraphs, <br />, links cut into invisible and ellipsis spans); the account's own
+statuses are listed (GET /api/v1/accounts/:id/statuses); the profile is changed with
+PATCH /api/v1/accounts/update_credentials. Lengths are counted as Mastodon's
+StatusLengthValidator does (grapheme clusters by the `regex` module's \X, a link 23). A call can
+be carried out and then never answered (hang_after).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +21,7 @@ from html import escape
 from types import TracebackType
 from typing import Any
 
+import regex
 from aiohttp import web
 
 FAILURE_KINDS = frozenset({"401", "404", "422", "429", "500", "503"})
@@ -54,6 +62,40 @@ def account(
     }
 
 
+_LINK = re.compile(r"https?://[^\s<>\"]+")
+
+
+def length(text: str) -> int:
+    """What Mastodon counts: grapheme clusters, a link as 23 characters."""
+    return len(regex.findall(r"\X", _LINK.sub("x" * 23, text)))
+
+
+def render(text: str) -> str:
+    """A status's text as Mastodon's HTML: paragraphs, line breaks, and links shortened for
+    display (the full address split across invisible and ellipsis spans)."""
+
+    def link(match: re.Match[str]) -> str:
+        url = match.group(0)
+        scheme, rest = url.split("://", 1)
+        shown, hidden = rest[:30], rest[30:]
+        return (
+            f'<a href="{escape(url)}" rel="nofollow noopener" target="_blank">'
+            f'<span class="invisible">{escape(scheme)}://</span>'
+            f'<span class="{"ellipsis" if hidden else ""}">{escape(shown)}</span>'
+            f'<span class="invisible">{escape(hidden)}</span></a>'
+        )
+
+    paragraphs = []
+    for paragraph in text.strip().split("\n\n"):
+        parts, last = [], 0
+        for match in _LINK.finditer(paragraph):
+            parts += [escape(paragraph[last : match.start()]), link(match)]
+            last = match.end()
+        parts.append(escape(paragraph[last:]))
+        paragraphs.append("<p>" + "".join(parts).replace("\n", "<br />") + "</p>")
+    return "".join(paragraphs)
+
+
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -78,6 +120,10 @@ class FakeMastodon:
         self._failures: list[tuple[str, str]] = []
         self._ids = itertools.count(1000)
         self._keys: dict[str, dict[str, Any]] = {}
+        self._hang: set[str] = set()
+        self._hung = asyncio.Event()  # set when stopping: hung calls end with the server
+        self.credential_updates: list[dict[str, str]] = []  # the fields each PATCH sent
+        self.note = ""  # the profile's note as its owner wrote it (source.note)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -160,6 +206,10 @@ class FakeMastodon:
         assert kind in FAILURE_KINDS, kind
         self._failures.append((endpoint, kind))
 
+    def hang_after(self, endpoint: str) -> None:
+        """The next call to `endpoint` is carried out, and then never answered."""
+        self._hang.add(endpoint)
+
     def requests_to(self, endpoint: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.rstrip("/").endswith(endpoint)]
 
@@ -174,6 +224,8 @@ class FakeMastodon:
         app.router.add_get("/api/v1/instance/", self._instance_v1)
         app.router.add_get("/api/v1/notifications", self._notifications)
         app.router.add_post("/api/v1/statuses", self._post_status)
+        app.router.add_get("/api/v1/accounts/{id}/statuses", self._account_statuses)
+        app.router.add_patch("/api/v1/accounts/update_credentials", self._update_credentials)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -182,6 +234,7 @@ class FakeMastodon:
         self.url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self._hung.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -207,7 +260,7 @@ class FakeMastodon:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         form: dict[str, str] = {}
-        if request.method == "POST":
+        if request.method in ("POST", "PATCH"):
             if request.content_type == "application/json":
                 form = {k: str(v) for k, v in (await request.json()).items()}
             else:
@@ -252,10 +305,15 @@ class FakeMastodon:
         self.rate_remaining -= 1
         response: web.StreamResponse = await handler(request, form)
         response.headers.update(self._headers())
+        for endpoint in self._hang:
+            if path.endswith(endpoint):
+                self._hang.discard(endpoint)
+                await self._hung.wait()  # done, but the answer never comes
+                break
         return response
 
     async def _verify(self, request: web.Request, form: dict[str, str]) -> web.Response:
-        return web.json_response({**self.me, "source": {"privacy": "public", "note": ""}})
+        return web.json_response({**self.me, "source": {"privacy": "public", "note": self.note}})
 
     async def _instance_v2(self, request: web.Request, form: dict[str, str]) -> web.Response:
         if not self.v2:
@@ -309,7 +367,7 @@ class FakeMastodon:
                 {"error": "Validation failed: Text can't be blank"}, status=422
             )
         limit = self.max_characters
-        if limit is not None and len(text) > limit:
+        if limit is not None and length(text) > limit:
             return web.json_response(
                 {"error": f"Validation failed: Text character limit of {limit} exceeded"},
                 status=422,
@@ -320,10 +378,12 @@ class FakeMastodon:
         status_id = str(next(self._ids))
         status = {
             "id": status_id,
+            "uri": f"https://example.social/users/council/statuses/{status_id}",
+            "url": f"https://example.social/@council/{status_id}",
             "created_at": _iso(datetime.now(UTC)),
             "account": self.me,
-            "content": f"<p>{escape(text)}</p>",
-            "text": text,
+            "content": render(text),
+            "text": text,  # Mastodon gives the source text only on delete; kept for the tests
             "visibility": form.get("visibility") or "public",
             "in_reply_to_id": parent,
             "in_reply_to_account_id": self.statuses[parent]["account"]["id"] if parent else None,
@@ -337,3 +397,41 @@ class FakeMastodon:
         if key:
             self._keys[key] = status
         return web.json_response(status)
+
+    async def _account_statuses(self, request: web.Request, form: dict[str, str]) -> web.Response:
+        """The account's statuses, newest first, paged with max_id / since_id / min_id."""
+        account_id = request.match_info["id"]
+        limit = min(int(request.query.get("limit", "20")), 40)
+        items = sorted(
+            (s for s in self.statuses.values() if s["account"]["id"] == account_id),
+            key=lambda s: int(s["id"]),
+            reverse=True,
+        )
+        if "max_id" in request.query:
+            items = [s for s in items if int(s["id"]) < int(request.query["max_id"])]
+        if "since_id" in request.query:
+            items = [s for s in items if int(s["id"]) > int(request.query["since_id"])]
+        if "min_id" in request.query:
+            after = [s for s in items if int(s["id"]) > int(request.query["min_id"])]
+            return web.json_response(after[-limit:])
+        return web.json_response(items[:limit])
+
+    async def _update_credentials(self, request: web.Request, form: dict[str, str]) -> web.Response:
+        self.credential_updates.append(dict(form))
+        if "note" in form:
+            note = form["note"]
+            if length(note) > 500:
+                return web.json_response(
+                    {
+                        "error": "Validation failed: Note is too long (maximum is 500 characters)",
+                        "details": {"note": [{"error": "ERR_TOO_LONG"}]},
+                    },
+                    status=422,
+                )
+            self.note = note
+            self.me = {**self.me, "note": render(note)}
+        if "display_name" in form:
+            self.me = {**self.me, "display_name": form["display_name"]}
+        return web.json_response(
+            {**self.me, "source": {"privacy": "public", "note": form.get("note", "")}}
+        )
