@@ -7,7 +7,7 @@ does); and the chat service's getLog and sendMessage, answered only with the atp
 header naming the chat service and only for an app password allowed to read direct messages. It
 fails on demand, answers 429 with the ratelimit-* headers Bluesky sends, and can take a post
 and then never answer (hang_after). Post lengths are counted in grapheme clusters by the
-`regex` module's \X, independently of bot/channels/graphemes.py.
+`regex` module's \X, as the platform counts.
 """
 
 from __future__ import annotations
