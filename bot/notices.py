@@ -28,6 +28,7 @@ log = logging.getLogger("bot.notices")
 
 HORIZON = timedelta(days=45)  # how far ahead the calendar is read for notices
 AUTHOR = "calendar"  # who the audit record says wrote a notice
+SHORT = "x"  # the channel whose template variants are the short wording
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +86,9 @@ def upcoming(triage: Triage, now: datetime) -> list[Notice]:
     return out
 
 
-def render(triage: Triage, notice: Notice, channel: str) -> str:
-    """The notice's text on one channel, in every language the rules name."""
+def render(triage: Triage, notice: Notice, channel: str, wording: str | None = None) -> str:
+    """The notice's text on one channel, in every language the rules name; `wording` names
+    another channel whose template variant to use (the short X one, when a text is too long)."""
     rules = triage.rules
     schedule = rules.schedule_for(channel)
     start = datetime.combine(notice.day, time(), schedule.timezone)
@@ -106,26 +108,34 @@ def render(triage: Triage, notice: Notice, channel: str) -> str:
             holiday=said,
             staffed=False,
         )
-        texts.append(triage.responses.render(language, notice.template, channel, context))
+        variant = wording or channel
+        texts.append(triage.responses.render(language, notice.template, variant, context))
     return "\n\n".join(texts)
 
 
 def draft(
     triage: Triage, notice: Notice, channels: Sequence[str], now: datetime
 ) -> NewAnnouncement | None:
-    """The notice as an announcement on `channels`; None if it is too late or too long."""
+    """The notice as an announcement on the `channels` its text fits (a channel whose text is too
+    long even in the short X wording is left out, and logged); None if too late or none fits."""
     due = max(notice.due_at, now)
     if due.astimezone(triage.rules.timezone).date() >= notice.day:
         return None
-    texts = {channel: render(triage, notice, channel) for channel in channels}
-    for channel, text in texts.items():
+    texts = {}
+    for channel in channels:  # a text too long for one channel loses that channel, not all
+        text = render(triage, notice, channel)
+        if too_long(channel, text) is not None:
+            text = render(triage, notice, channel, wording=SHORT)
         if (why := too_long(channel, text)) is not None:
             log.error(
-                "notice too long: shorten its template",
+                "notice too long for a channel: shorten its template",
                 extra={"notice": notice.key, "channel": channel, "problem": why},
             )
-            return None
-    base = texts[channels[0]]
+            continue
+        texts[channel] = text
+    if not texts:
+        return None
+    base = next(iter(texts.values()))
     wall = due.astimezone(triage.rules.timezone).strftime("%Y-%m-%dT%H:%M")
     state = "approval" if triage.rules.announcements.approval else "scheduled"
     versions = tuple((c, None if t == base else t) for c, t in texts.items())

@@ -83,3 +83,26 @@ async def test_notices_are_drafted_once_and_withdrawn_with_their_closure(
     withdrawn = await store.announcement(closure.id)
     assert withdrawn is not None and {p.state for p in withdrawn.posts} == {"cancelled"}
     assert await store.notice_announcement("closure:2026-12-25:2027-01-01") is not None
+
+
+def test_a_text_too_long_for_one_channel_takes_the_short_wording_or_leaves_only_it_out(
+    tmp_path: Path,
+) -> None:
+    # Bilingual, with a longer reason: 520 characters in the full wording, 323 in the short.
+    longer = 'reason = "the very very very very very very long closure"'
+    triage = load(copy_rules(tmp_path, replace={
+        'languages = ["en"]': 'languages = ["en", "cy"]\nbilingual = true',
+        'reason = "the Christmas closure"': longer,
+    }))  # fmt: skip
+    now = london("2026-12-18 12:00")
+    [closure] = [n for n in notices.upcoming(triage, now) if n.key.startswith("closure:")]
+    assert len(notices.render(triage, closure, "mastodon")) > 500
+    announcement = notices.draft(triage, closure, ["telegram", "mastodon", "x"], now)
+    assert announcement is not None  # one channel's limit no longer loses the notice everywhere
+    texts = dict(announcement.versions)
+    assert list(texts) == ["telegram", "mastodon"]  # X's 280 fits neither wording: left out
+    assert texts["telegram"] is None and len(announcement.text) > 500  # the full wording
+    mastodon = texts["mastodon"]
+    assert mastodon is not None and len(mastodon) <= 500
+    assert "call 999" in mastodon and "ffoniwch 999" in mastodon
+    assert notices.draft(triage, closure, ["x"], now) is None  # nothing fits: no notice
