@@ -15,11 +15,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from split import FIELDS, HERE, in_test, normalised
 
 
-def main(sources: list[str]) -> int:
-    tune = HERE / "tune.jsonl"
+def add(tune: Path, sources: list[str]) -> Counter[str]:
+    """Append the new messages of sources to the tuning part at tune; the counts of each fate."""
     lines = tune.read_text(encoding="utf-8").splitlines()
     seen = {normalised(json.loads(line)["text"]) for line in lines if line.strip()}
     counts: Counter[str] = Counter()
@@ -41,9 +42,14 @@ def main(sources: list[str]) -> int:
                 counts["dropped (hash of the test part)"] += 1
                 continue
             added.append(json.dumps(item, ensure_ascii=False))
-            counts[f"added {item.get('lang', 'en')} {'emergency' if item['emergency'] else 'other'}"] += 1
+            kind = "emergency" if item["emergency"] else "other"
+            counts[f"added {item.get('lang', 'en')} {kind}"] += 1
     tune.write_text("".join(line + "\n" for line in [*lines, *added]), encoding="utf-8")
-    for key, n in sorted(counts.items()):
+    return counts
+
+
+def main(sources: list[str]) -> int:
+    for key, n in sorted(add(HERE / "tune.jsonl", sources).items()):
         print(key, n)
     return 0
 
