@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import pairwise, repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -193,9 +194,8 @@ class Urgency:
         table, get = self.table, self.rows.get
         for f in found:
             at = get(f)
-            if at is not None:
-                for i in range(k):
-                    totals[i] += table[at + i]
+            if at is not None:  # a row at a time, added in C
+                totals = list(map(add, totals, table[at : at + k]))
         return self.categories[max(range(len(totals)), key=totals.__getitem__)]
 
     def reasons(self, found: list[str], top: int = 5) -> list[tuple[str, float]]:

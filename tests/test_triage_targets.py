@@ -59,7 +59,7 @@ def test_the_test_part_is_measured_in_both_languages() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="measured 94.7% (319/337) on 3 December 2026 with the scaled weights and the larger"
-    " tuning corpus (95.8% before them; 97.1% out of fold on the tuning part)",
+    " tuning corpus (95.8% before them; 97.2% out of fold on the tuning part)",
 )
 def test_english_emergency_recall_is_at_least_99_percent() -> None:
     assert figures()["en"]["recall"] >= 0.99  # type: ignore[operator]
@@ -67,8 +67,8 @@ def test_english_emergency_recall_is_at_least_99_percent() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured on 3 December 2026: 11 situations under 95%, the lowest carbon-monoxide"
-    " 4/7, dangerous-structure 4/6, suicide-risk 8/11 and dangerous-driving 8/10",
+    reason="measured on 3 December 2026: 12 situations under 95%, the lowest carbon-monoxide"
+    " 4/7, dangerous-structure 4/6, suicide-risk 8/11 and trapped 4/5",
 )
 def test_every_situation_has_recall_of_at_least_95_percent() -> None:
     situations = figures()["en"]["situations"]
@@ -78,7 +78,7 @@ def test_every_situation_has_recall_of_at_least_95_percent() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 5.7% (24/423, of which 5 possible emergencies) on 3 December 2026 (7.6%"
+    reason="measured 5.4% (23/423, of which 5 possible emergencies) on 3 December 2026 (7.6%"
     " before the scaled weights)",
 )
 def test_english_false_alarms_are_at_most_2_percent() -> None:
