@@ -110,7 +110,7 @@ class Matcher:
         if any(score + model.sign_loss < cut <= score + model.sign_gain for cut in cuts):
             # the signs can change the decision: first those marking found, then, if they
             # still can, those that need a search (each sign is there once: no set needed)
-            weight = model.weights.get
+            weight = model.single.get
             shape = plain_signs(prepared)
             score += sum([weight(f, 0.0) for f in shape])
             gain, loss = model.searched_gain, model.searched_loss

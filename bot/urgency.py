@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import pairwise, repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +118,15 @@ class Urgency:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.bias = float(data["bias"])
-        self.weights: dict[str, float] = data["weights"]
-        # the same weights split for quick(): single features, and pairs of stems by the pair
-        self.single: dict[str, float] = {f: w for f, w in self.weights.items() if " " not in f}
-        self.pairs: dict[tuple[str, str], float] = {
-            (f.partition(" ")[0], f.partition(" ")[2]): w
-            for f, w in self.weights.items()
-            if " " in f
-        }
+        # the weights, split for quick(): single features, and pairs of stems by the pair
+        self.single: dict[str, float] = {}
+        self.pairs: dict[tuple[str, str], float] = {}
+        for f, w in data["weights"].items():
+            a, space, b = f.partition(" ")
+            if space:
+                self.pairs[(a, b)] = w
+            else:
+                self.single[f] = w
         # per language: at or above "high" an emergency, at or above "low" a possible one;
         # below "veto" a phrase or danger word is overruled (used in an ordinary way)
         self.thresholds: dict[str, dict[str, float]] = data["thresholds"]
@@ -133,26 +136,36 @@ class Urgency:
             for lang, t in self.thresholds.items()
         }
         self.categories: list[str] = data["categories"]
-        # feature -> (category index, weight) for the weights that count
-        self.by_category: dict[str, tuple[tuple[int, float], ...]] = {
-            f: tuple((i, w) for i, w in row) for f, row in data["by_category"].items()
-        }
+        # feature -> its row of weights, one a category, in one flat table of 4-byte floats
+        # (a dict of tuples cost a megabyte and a half in every server)
+        k = len(self.categories)
+        self.rows: dict[str, int] = {}
+        self.table = array("f", bytes(4 * k * len(data["by_category"])))
+        for n, (f, row) in enumerate(data["by_category"].items()):  # "3:0.28 9:-0.1"
+            self.rows[f] = n * k
+            for pair in row.split():
+                i, _, w = pair.partition(":")
+                self.table[n * k + int(i)] = float(w)
 
         # how far the shape signs (bot.danger.signs) can move a score, up and down: a message
         # whose decision they cannot change is decided without working them out; and how far
         # the searched ones alone can, once the plain ones are known
-        shape = [self.weights.get(f, 0.0) for f in SIGNS]
+        shape = [self.single.get(f, 0.0) for f in SIGNS]
         self.sign_gain = sum(w for w in shape if w > 0)
         self.sign_loss = sum(w for w in shape if w < 0)
-        searched = [self.weights.get(f, 0.0) for f in SEARCHED]
+        searched = [self.single.get(f, 0.0) for f in SEARCHED]
         self.searched_gain = sum(w for w in searched if w > 0)
         self.searched_loss = sum(w for w in searched if w < 0)
+
+    def weight(self, feature: str) -> float:
+        """The weight of one feature ("help", "not breath", "#now"); 0 for one without."""
+        a, space, b = feature.partition(" ")
+        return self.pairs.get((a, b), 0.0) if space else self.single.get(feature, 0.0)
 
     def score(self, found: list[str]) -> float:
         """The log-odds that the message is an emergency: one look-up a distinct feature (a
         feature is there or not, as in training: "help help help" is one "help")."""
-        get = self.weights.get
-        return self.bias + sum([get(f, 0.0) for f in set(found)])
+        return self.bias + sum([self.weight(f) for f in set(found)])
 
     def quick(self, stems: tuple[str, ...], said: Iterable[str], welsh: bool = False) -> float:
         """score(features(...)) of a message's stems and signals, without building the feature
@@ -174,18 +187,20 @@ class Urgency:
 
     def category(self, found: list[str]) -> str | None:
         """The [[emergency]] name whose words the message shares most."""
-        totals = [0.0] * len(self.categories)
-        get = self.by_category.get
-        for f in found:
-            for i, w in get(f, ()):
-                totals[i] += w
-        if not self.categories:
+        k = len(self.categories)
+        if not k:
             return None
+        totals = [0.0] * k
+        table, get = self.table, self.rows.get
+        for f in found:
+            at = get(f)
+            if at is not None:  # a row at a time, added in C
+                totals = list(map(add, totals, table[at : at + k]))
         return self.categories[max(range(len(totals)), key=totals.__getitem__)]
 
     def reasons(self, found: list[str], top: int = 5) -> list[tuple[str, float]]:
         """The features that weighed most, either way."""
-        weighed = [(f, self.weights[f]) for f in dict.fromkeys(found) if f in self.weights]
+        weighed = [(f, w) for f in dict.fromkeys(found) if (w := self.weight(f))]
         weighed.sort(key=lambda fw: -abs(fw[1]))
         return weighed[:top]
 

@@ -58,7 +58,8 @@ def test_the_test_part_is_measured_in_both_languages() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 95.8% (323/337) on 3 December 2026 (97.0% before the false-alarm thresholds)",
+    reason="measured 94.7% (319/337) on 3 December 2026 with the scaled weights and the larger"
+    " tuning corpus (95.8% before them; 97.2% out of fold on the tuning part)",
 )
 def test_english_emergency_recall_is_at_least_99_percent() -> None:
     assert figures()["en"]["recall"] >= 0.99  # type: ignore[operator]
@@ -66,8 +67,8 @@ def test_english_emergency_recall_is_at_least_99_percent() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured on 3 December 2026: 10 situations under 95%, the lowest dangerous-structure"
-    " 4/6, carbon-monoxide 5/7, self-harm 9/11 and suicide-risk 9/11",
+    reason="measured on 3 December 2026: 12 situations under 95%, the lowest carbon-monoxide"
+    " 4/7, dangerous-structure 4/6, suicide-risk 8/11 and trapped 4/5",
 )
 def test_every_situation_has_recall_of_at_least_95_percent() -> None:
     situations = figures()["en"]["situations"]
@@ -77,7 +78,8 @@ def test_every_situation_has_recall_of_at_least_95_percent() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 7.6% (32/423, of which 18 possible emergencies) on 3 December 2026",
+    reason="measured 5.4% (23/423, of which 5 possible emergencies) on 3 December 2026 (7.6%"
+    " before the scaled weights)",
 )
 def test_english_false_alarms_are_at_most_2_percent() -> None:
     assert figures()["en"]["alarms"] <= 0.02  # type: ignore[operator]
@@ -89,7 +91,8 @@ def test_welsh_emergency_recall_is_at_least_97_percent() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 21.3% (13/61, of which 5 possible emergencies) on 3 December 2026",
+    reason="measured 18.0% (11/61, of which 5 possible emergencies) on 3 December 2026 (21.3%"
+    " before)",
 )
 def test_welsh_false_alarms_are_at_most_3_percent() -> None:
     assert figures()["cy"]["alarms"] <= 0.03  # type: ignore[operator]

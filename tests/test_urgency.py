@@ -112,3 +112,20 @@ def test_deciding_without_the_signs_that_cannot_matter_decides_as_with_all_of_th
             expected = "possible" if p < limits["high"] else "certain"
         got = match and ("possible" if match.phrase.startswith(POSSIBLE) else "certain")
         assert got == expected, row["text"]
+
+
+def test_the_compact_tables_hold_the_shipped_weights() -> None:
+    """Weights split into single features and pairs, category rows in one float table: each
+    feature reads back as the file has it (floats to 4 bytes for the category rows)."""
+    data = json.loads(WEIGHTS.read_text(encoding="utf-8"))
+    model = urgency()
+    assert all(model.weight(f) == w for f, w in data["weights"].items())
+    assert model.weight("no such feature") == 0.0
+    k = len(model.categories)
+    for f, row in data["by_category"].items():
+        stored = model.table[model.rows[f] : model.rows[f] + k]
+        expected = [0.0] * k
+        for pair in row.split():
+            i, _, w = pair.partition(":")
+            expected[int(i)] = float(w)
+        assert all(abs(a - b) < 1e-6 for a, b in zip(stored, expected, strict=True)), f

@@ -1,6 +1,6 @@
 """Learn bot/data/urgency.json from the tuning part of the triage corpus (never the test part).
 
-    python3 tests/data/triage/train.py
+    python3 tests/data/triage/train.py [--misses] [--situations]
 
 Reads tune.jsonl and the older corpora (tests/data/triage-*.jsonl), all tuning data. Fits a
 logistic regression (emergency now, or not) and a softmax over the [[emergency]] categories on
@@ -10,7 +10,9 @@ which are needed here only: the server reads the weights as plain numbers.
 The thresholds (high: an emergency; low: a possible one; veto: a danger word or phrase used in
 an ordinary way) are chosen on out-of-fold probabilities (5 folds by a hash of the text), with
 the shipped rules' phrases and danger words, to reach the recall target with the fewest false
-alarms. Prints the cross-validated figures; writes the weights.
+alarms. Prints the cross-validated figures; writes the weights. `--misses` also lists the tuning
+part's out-of-fold misses and false alarms; `--situations` the English recall per situation,
+out of fold and with each situation left out of training.
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ from bot.wording import prepare  # noqa: E402
 
 OLD_KINDS = {"danger": "danger-to-life", "child": "child-at-risk", "missing": "missing-person",
              "vulnerable": "vulnerable-person"}  # fmt: skip
-L2 = 1.0  # the regularisation, against learning the tuning messages by heart
+L2 = 3.0  # the regularisation, against learning the tuning messages by heart
+# Each feature is first scaled by its log-count ratio (how much likelier it is in emergencies
+# than in other messages, with ALPHA added to each count), and the regression learns on top of
+# that ("NBSVM", Wang and Manning 2012): on this small corpus it leans on the words that tell
+# emergencies apart and less on how the corpus's writers wrote. Out of fold, at 96.5% English
+# recall, false alarms fell from 7.2% to 5.4% (L2 1 -> 3 chosen by the same cross-validation).
+# The shipped weight of a feature is its ratio times its learned weight: the server scores as
+# before.
+ALPHA = 0.5
 POSITIVE = 3.0  # a missed emergency costs more than a false alarm
 MIN_COUNT = 2  # a feature seen once is the message, not the language
 # Weights nearer 0 than this are not shipped: they hardly move a score, and each costs memory in
@@ -85,6 +95,15 @@ def matrix(docs: list[list[str]], vocab: dict[str, int]) -> sparse.csr_matrix:
 
 
 def fit_binary(x: sparse.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """The weights (log-count ratio times learned weight, one per column) and the bias."""
+    p = ALPHA + np.asarray(x[y == 1].sum(axis=0)).ravel()
+    q = ALPHA + np.asarray(x[y == 0].sum(axis=0)).ravel()
+    ratio = np.log((p / p.sum()) / (q / q.sum()))
+    w, b = fit_logistic(x @ sparse.diags(ratio), y)
+    return ratio * w, b
+
+
+def fit_logistic(x: sparse.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, float]:
     weight = np.where(y == 1, POSITIVE, 1.0)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -162,10 +181,12 @@ TARGETS = {"en": (0.99, 0.02), "cy": (0.97, 0.03)}
 CAP = {"en": 0.10, "cy": 0.20}
 # English: the recall, out of fold, below which veto and low are not raised to save false
 # alarms; they are chosen together for the fewest false alarms at this recall or more (the
-# first model reached 96.8% out of fold with 9.8% false alarms; 96.5% costs one emergency in
-# 330 and saves one false alarm in 40). Welsh (205 tuning messages) is too small to trade on:
-# its thresholds are chosen by the recall target and the cap alone.
-FLOOR = {"en": 0.965}
+# first model reached 96.8% out of fold with 9.8% false alarms, and shipped at 96.5%; with the
+# scaled weights and the larger corpus, 97% costs about one false alarm in 100 more than
+# 96.5%, and the test part's recall came out below the cross-validated one before). Welsh
+# (365 tuning messages) is too small to trade on: its thresholds are chosen by the recall
+# target and the cap alone.
+FLOOR = {"en": 0.97}
 VETOES = (0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
@@ -205,6 +226,37 @@ def choose(probs: np.ndarray, y: np.ndarray, rule: np.ndarray, lang: str) -> dic
     return {"high": round(high, 2), "low": round(low, 2), "veto": veto}
 
 
+def by_situation(
+    data: list[dict[str, object]],
+    docs: list[list[str]],
+    y: np.ndarray,
+    oof: np.ndarray,
+    rule: np.ndarray,
+    t: dict[str, float],
+) -> None:
+    """English recall per situation, out of fold, and with the situation left out of training
+    altogether (how the weights do on a kind of emergency they never saw)."""
+    situation = np.array([str(r.get("situation") or "") if r["emergency"] else "" for r in data])
+    english = np.array([r.get("lang", "en") == "en" for r in data])
+    print("English recall per situation: out of fold / left out of training")
+    for s in sorted(set(situation[english]) - {""}):
+        held = (situation == s) & english
+        train = situation != s
+        vocab = vocabulary([d for d, k in zip(docs, train, strict=True) if k])
+        w, b = fit_binary(matrix([d for d, k in zip(docs, train, strict=True) if k], vocab),
+                          y[train])  # fmt: skip
+        z = matrix([d for d, h in zip(docs, held, strict=True) if h], vocab) @ w + b
+        left_out = 1 / (1 + np.exp(-z))
+        rules = rule[held]
+        folded = np.mean(
+            [decide(p, r, t["veto"], t["low"]) for p, r in zip(oof[held], rules, strict=True)]
+        )
+        unseen = np.mean(
+            [decide(p, r, t["veto"], t["low"]) for p, r in zip(left_out, rules, strict=True)]
+        )
+        print(f"  {s:22} {held.sum():4}  {folded:6.1%}  {unseen:6.1%}")
+
+
 def main() -> int:
     data = rows()
     flags = rule_flags(data)
@@ -229,10 +281,21 @@ def main() -> int:
         certain = np.where(rule[m], oof[m] >= t["veto"], oof[m] >= t["high"])  # as decide()
         flagged = np.where(rule[m], oof[m] >= t["veto"], oof[m] >= t["low"])
         ym = y[m]
+        if "--misses" in sys.argv:  # the tuning part's out-of-fold errors (never the test part)
+            for i in np.flatnonzero(m):
+                hit = decide(oof[i], bool(rule[i]), t["veto"], t["low"])
+                if hit != bool(y[i]):
+                    what = "missed" if y[i] else "alarm"
+                    print(
+                        f"  {what} {oof[i]:.2f} rule={rule[i]:d} [{data[i].get('situation')}]"
+                        f" {data[i]['text']}"
+                    )
         print(f"out of fold, {lang} ({m.sum()} messages), thresholds {t}: recall"
               f" {flagged[ym == 1].mean():.1%} (certain {certain[ym == 1].mean():.1%}); false"
               f" alarms {certain[ym == 0].mean():.1%} certain,"
               f" {flagged[ym == 0].mean():.1%} with the possible ones")  # fmt: skip
+    if "--situations" in sys.argv:
+        by_situation(data, docs, y, oof, rule, thresholds["en"])
 
     vocab = vocabulary(docs)
     x = matrix(docs, vocab)
@@ -244,11 +307,13 @@ def main() -> int:
                      len(names))  # fmt: skip
     inverse = {i: f for f, i in vocab.items()}
     weights = {inverse[i]: round(float(v), 3) for i, v in enumerate(w) if abs(v) >= KEEP}
-    by_category = {  # sparse: (category, weight) for the weights that count
-        inverse[i]: [[k, round(float(v), 2)] for k, v in enumerate(row) if abs(round(v, 2)) >= 0.05]
+    by_category = {  # sparse, "category:weight ..." for the weights that count: a string a row
+        # is a fraction of the memory of lists of numbers while the server reads the file
+        inverse[i]: " ".join(f"{k}:{round(float(v), 2):g}" for k, v in enumerate(row)
+                             if abs(round(v, 2)) >= 0.05)
         for i, row in enumerate(cw)
         if np.abs(row).max() >= 0.1
-    }
+    }  # fmt: skip
     WEIGHTS.write_text(
         json.dumps(
             {"bias": round(b, 3), "thresholds": thresholds, "categories": names, "weights": weights,
