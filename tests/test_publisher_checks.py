@@ -6,7 +6,7 @@ database, the process's death being the publishing task cancelled mid-call."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,15 +16,21 @@ from bot.channels.messenger import MessengerChannel
 from bot.channels.meta import MetaSettings
 from bot.channels.x import XChannel
 from bot.publisher import ATTEMPTS, LEASE, RETRY, Publisher
-from bot.store import Store
+from bot.store import Store, open_store
 from bot.web import State
 from tests.conftest import Clock, london
 from tests.fakes.meta import FakeMeta
 from tests.fakes.x import FakeX
 from tests.test_fake_x import SECRETS
-from tests.test_publisher import make_state, schedule, states, store  # noqa: F401
+from tests.test_publisher import make_state, schedule, states
 
 TEXT = "Closed on Monday."
+
+
+@pytest.fixture
+async def store(database: str) -> AsyncIterator[Store]:
+    async with open_store(database) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -57,9 +63,7 @@ async def facebook_channel(fake: FakeMeta, state: State) -> MessengerChannel:
     return channel
 
 
-async def die_after_the_platform_took_it(
-    publisher: Publisher, posted: Callable[[], int]
-) -> None:
+async def die_after_the_platform_took_it(publisher: Publisher, posted: Callable[[], int]) -> None:
     """Publish until the platform has the post, then kill the process before it records it."""
     dying = asyncio.create_task(publisher.once())
     async with asyncio.timeout(10):
@@ -139,7 +143,10 @@ async def test_a_post_the_platform_never_took_is_published_once_after_the_check(
     # A process takes both posts and dies before calling either platform.
     taken = await store.claim_posts("dead", clock.now, LEASE, timedelta(hours=2))
     assert len(taken) == 2
-    posters = {"x": await x_channel(x, state), "facebook": await facebook_channel(meta, state)}
+    posters: dict[str, XChannel | MessengerChannel] = {
+        "x": await x_channel(x, state),
+        "facebook": await facebook_channel(meta, state),
+    }
     try:
         clock.now += LEASE
         assert await Publisher(state, posters, "b").once() == 2  # looked, not there: published
@@ -187,5 +194,3 @@ async def test_when_the_account_cannot_be_read_it_is_asked_again_then_unknown(
     found = await store.announcement(aid)
     assert found is not None and found.posts[0].error
     assert "could not be checked" in found.posts[0].error
-
-

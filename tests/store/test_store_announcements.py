@@ -4,9 +4,13 @@ lapsed leases become "unknown", late ones "missed", suspend holds, approval by s
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from bot.announcement import NewAnnouncement
+from bot.errors import StoreError
 from bot.store import Store
 
 from .test_store_contract import NOW
@@ -123,3 +127,18 @@ async def test_cancel_failed_and_retry(store: Store) -> None:
     a = await store.announcement(aid)
     assert a is not None and {p.state for p in a.posts} == {"cancelled"}
     assert any(p.error == "The account is suspended." for p in a.posts)
+
+
+async def test_many_announcements_are_stored_together_or_not_at_all(store: Store) -> None:
+    ids = await store.add_announcements([new(), new(notice="closure:2025-03-10")], NOW)
+    assert [a.id for a in await store.announcements(NOW - LATE)] == ids
+    # The third breaks a rule of the database (a notice is stored once): none of them stay.
+    with pytest.raises(StoreError):
+        await store.add_announcements([new(), new(), new(notice="closure:2025-03-10")], NOW)
+    assert [a.id for a in await store.announcements(NOW - LATE)] == ids
+    # A second channel of the same name breaks another (one post per channel).
+    twice = replace(new(), versions=(("x", None), ("x", "again")))
+    with pytest.raises(StoreError):
+        await store.add_announcements([new(), twice], NOW)
+    assert [a.id for a in await store.announcements(NOW - LATE)] == ids
+    assert await store.add_announcements([], NOW) == []
