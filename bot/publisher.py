@@ -130,8 +130,10 @@ class Publisher:
             now = self.clock()
             why = f"could not look at the account: {exc}" if str(exc) else type(exc).__name__
             if post.checks >= ATTEMPTS:
-                why = (f"The server stopped while publishing and the account could not be checked "
-                       f"({post.checks} tries; {why}): the post may or may not be on it.")  # fmt: skip
+                why = (
+                    "The server stopped while publishing and the account could not be checked "
+                    f"({post.checks} tries; {why}): the post may or may not be on it."
+                )
                 await store.post_unknown(post, self.holder, why, now)
                 log.error("announcement may have been posted", extra={**extra, "error": why})
                 return False

@@ -12,17 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from bot.check import load
 from bot.store import Store
 from bot.web import State, make_app
 from tests.conftest import Clock, london
-from tests.test_welsh import WELSH_NAME, Client, english_on, welsh_rules
+from tests.test_welsh import WELSH_NAME, english_on, welsh_rules
+
+Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
 async def site(aiohttp_client: Any, tmp_path: Path, store: Store, clock: Clock) -> Client:
-    return await aiohttp_client(make_app(State(load(welsh_rules(tmp_path)), store, clock=clock)))
+    client: Client = await aiohttp_client(
+        make_app(State(load(welsh_rules(tmp_path)), store, clock=clock))
+    )
+    return client
 
 
 def said(page: str) -> str:

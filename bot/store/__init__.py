@@ -203,7 +203,12 @@ class AnnouncementStore(Protocol):
         ...
 
     async def post_published(
-        self, post: Post, holder: str, at: datetime, platform_id: str | None, link: str | None,
+        self,
+        post: Post,
+        holder: str,
+        at: datetime,
+        platform_id: str | None,
+        link: str | None,
         how: str | None = None,
     ) -> bool:
         """Published, by `holder`'s call or (`how` says so in the log) found by a check."""
