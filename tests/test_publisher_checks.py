@@ -14,6 +14,7 @@ import pytest
 
 from bot.channels.messenger import MessengerChannel
 from bot.channels.meta import MetaSettings
+from bot.channels.posting import same_text
 from bot.channels.x import XChannel
 from bot.publisher import ATTEMPTS, LEASE, RETRY, Publisher
 from bot.store import Store, open_store
@@ -194,3 +195,44 @@ async def test_when_the_account_cannot_be_read_it_is_asked_again_then_unknown(
     found = await store.announcement(aid)
     assert found is not None and found.posts[0].error
     assert "could not be checked" in found.posts[0].error
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "same"),
+    [
+        ("Closed on Monday.", "Closed on Monday.", True),
+        # X hands links back shortened, and & escaped.
+        ("Bins & recycling: https://anytown.gov.uk/bins/christmas-2026 for dates",
+         "Bins &amp; recycling: https://t.co/AbC123xYz for dates", True),
+        ("Closed on Monday.", " Closed on Monday.\n", True),
+        ("Closed on Monday.", "Closed on Tuesday.", False),
+        ("Closed on Monday.", "Closed on Monday. Back Tuesday.", False),
+    ],
+)  # fmt: skip
+def test_a_post_is_known_by_its_text_as_the_platform_shows_it(
+    ours: str, theirs: str, same: bool
+) -> None:
+    assert same_text(ours, theirs) is same
+
+
+async def test_facebook_no_answer_after_meta_took_the_post_is_found_there_later(
+    tmp_path: Path, store: Store, clock: Clock, meta: FakeMeta
+) -> None:
+    state = make_state(tmp_path, store, clock)
+    aid = await schedule(state, "2026-11-02T09:00", "facebook")
+    meta.drop_after_post()  # Meta posts it and the connection drops: MaybePosted
+    channel = await facebook_channel(meta, state)
+    publisher = Publisher(state, {"facebook": channel}, "a")
+    try:
+        assert await publisher.once() == 0
+        assert await states(store, aid) == ["publishing"]  # not posted again meanwhile
+        clock.now += LEASE / 2
+        assert await publisher.once() == 0
+        clock.now += LEASE
+        assert await publisher.once() == 0
+    finally:
+        await channel.stop()
+    [on_page] = meta.page_posts
+    found = await store.announcement(aid)
+    assert found is not None
+    assert [(p.state, p.platform_id) for p in found.posts] == [("published", on_page["id"])]

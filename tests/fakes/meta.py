@@ -140,6 +140,7 @@ class FakeMeta:
         self._failures: deque[str] = deque()
         self.page_posts: list[dict[str, Any]] = []  # the Page's feed posts, oldest first
         self._hang = 0  # how many feed posts to make without answering
+        self._drop = 0  # how many feed posts to make and then drop the connection
         self._hung = asyncio.Event()  # set on stop, to let hung handlers finish
         self.names: dict[str, str] = {}  # person id -> name, for the user profile API
         self._last_from: dict[str, datetime] = {}  # person id -> their last message
@@ -203,6 +204,11 @@ class FakeMeta:
         """Make the next `count` posts on the Page's feed but never answer: what a client sees
         when Meta accepted and the connection then dropped."""
         self._hang += count
+
+    def drop_after_post(self, count: int = 1) -> None:
+        """Make the next `count` posts on the Page's feed, then close the connection before
+        answering: the client sees the server disconnect."""
+        self._drop += count
 
     def texts(self, channel: str | None = None) -> list[str]:
         """What people were sent, in order: Send API texts, comment replies, WhatsApp texts and
@@ -313,6 +319,9 @@ class FakeMeta:
             if self._hang:
                 self._hang -= 1
                 await self._hung.wait()  # posted, never answered
+            if self._drop and request.transport is not None:
+                self._drop -= 1
+                request.transport.close()  # posted; the answer is lost
             return web.json_response({"id": post_id})
         if edge in ("comments", "replies"):
             if not str(body.get("message") or ""):
