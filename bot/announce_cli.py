@@ -20,6 +20,7 @@ from bot.announcements import NotWritten, approve, compose
 from bot.channels.posting import LIMITS
 from bot.check import load, rules_path
 from bot.config import Rules
+from bot.errors import StoreError
 from bot.server import auto_migrate, database_url
 from bot.store import Store, open_store
 
@@ -228,10 +229,13 @@ async def _import(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     found = read_csv(Path(args.file), _rules(args), _by(args), now)
 
-    async def run(store: Store) -> list[int]:
-        return [await store.add_announcement(new, now) for new in found]
-
-    ids = await _with_store(run)
+    try:  # one transaction: a database error at any line stores none of them
+        ids: list[int] = await _with_store(lambda store: store.add_announcements(found, now))
+    except StoreError as exc:
+        raise AnnouncementError(
+            f"{exc}\nNothing was scheduled from {args.file}: an import is stored whole or not "
+            "at all. Import the file again once the database is back."
+        ) from None
     print(
         f"Scheduled {len(ids)} announcement{'s' if len(ids) != 1 else ''}: {ids[0]} to {ids[-1]}."
     )

@@ -50,6 +50,8 @@ class Post:
     link: str | None = None
     error: str | None = None
     published_at: datetime | None = None
+    claimed_at: datetime | None = None  # when it was last taken to be published
+    checks: int = 0  # how many times the account was looked at after its holder's lease ran out
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot import catalogue
+from bot.desk import desk
 from bot.errors import BadRequest, StoreError
 from bot.language import split_bilingual, welsh_or_none
 from bot.metrics import Metrics, authorised
@@ -260,6 +261,7 @@ async def message_us(request: web.Request) -> web.Response:
         "twin": {"href": HOME[twin], "lang": twin, "name": catalogue.NAMES[twin]} if twin else None,
         "values": {},
         "errors": {},
+        "desk": desk(state.triage, state.clock(), language),
     }
     status = 200
     if request.method == "POST":

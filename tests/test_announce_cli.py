@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from bot.store import open_store
 from tests.conftest import copy_rules
+from tests.postgres import run as pg_run
+from tests.postgres import sql
 from tests.test_cli import run
 
 
@@ -140,3 +144,36 @@ def test_import_schedules_every_line(database: str, tmp_path: Path) -> None:
     assert first["when"] == "2030-12-24T00:00+00:00"
     assert first["channels"]["telegram"]["text"] == "Closed 25, 26 Dec: call 999 in danger."
     assert second["text"] == "Closing early today"
+
+
+def _refuse_text(url: str, text: str) -> None:
+    """A real database rule that makes storing one announcement fail, as a full disk or a
+    dropped connection would half way through an import."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON announcements WHEN NEW.text = '{text}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        return
+    schema = parse_qs(urlsplit(url).query)["search_path"][0]
+    pg_run(sql(f"ALTER TABLE {schema}.announcements ADD CONSTRAINT refuse "
+               f"CHECK (text <> '{text}')"))  # fmt: skip
+
+
+def test_an_import_failing_at_line_3_stores_nothing(database: str, tmp_path: Path) -> None:
+    rules = copy_rules(tmp_path)
+    assert listed(database, rules) == []  # the tables exist
+    _refuse_text(database, "Closing early today")
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "when,channels,text\n"
+        "2030-12-24T09:00,telegram,Closed at Christmas\n"
+        "2030-12-31T16:00,telegram,Closing early today\n"
+        "2031-01-02T09:00,telegram,Open again\n",
+        encoding="utf-8",
+    )
+    code, out, err = announce(database, rules, "import", str(good))
+    assert code == 1, out
+    assert "Nothing was scheduled from" in err and "stored whole or not at all" in err
+    assert listed(database, rules) == []

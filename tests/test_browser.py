@@ -57,6 +57,8 @@ async def page(tmp_path: Path) -> AsyncIterator[Any]:
 async def test_a_citizen_sends_a_message_with_the_keyboard_alone(server: Server, page: Any) -> None:
     await page.goto(f"http://127.0.0.1:{server.port}/")
     assert await page.title() == "Message us – Anytown Borough Council"
+    await page.keyboard.press("Tab")  # first, who to call instead, above the form
+    assert await page.evaluate("document.activeElement.tagName") == "SUMMARY"
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.id") == "name"
     await page.keyboard.type("Ann")

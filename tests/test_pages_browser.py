@@ -81,6 +81,10 @@ async def test_every_page_reflows_at_320_px_in_both_languages(tmp_path: Path, na
         for home, sent in (("/", "Message received"), ("/cy/", "Neges wedi dod i law")):
             await page.goto(base + home)
             await check(page, f"{home} form")
+            assert await page.is_visible("section.desk h2")  # the desk's status, before writing
+            await page.click("details summary")  # who to call instead, opened
+            await page.wait_for_selector("details[open] li")
+            await check(page, f"{home} form, who to call instead")
             await page.click("button[type=submit]")
             await summary_has_focus(page)
             await check(page, f"{home} errors")

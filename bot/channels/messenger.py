@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, MaybePosted, Undeliverable
+from bot.channels import Capabilities, Limits, MaybePosted, TryLater, Undeliverable
 from bot.channels.meta import (
     Alarm,
     Graph,
@@ -44,7 +45,7 @@ from bot.channels.meta import (
     last_message,
     receive_webhook,
 )
-from bot.channels.posting import Posted
+from bot.channels.posting import Posted, same_text
 from bot.models import Delivery, Message
 from bot.web import State, receive
 from bot.windows import COMMENT, private_reply_window, window
@@ -58,6 +59,7 @@ NO_PUBLIC_ANSWER = "comment: no automatic public answer"
 # templates keep to 1,000 characters and the Instagram variants of long ones are shorter).
 LIMITS = {"facebook": 2000, "instagram": 1000}
 OBJECTS = {"facebook": "page", "instagram": "instagram"}
+FIND_PAGES = 5  # of 100 posts: far more than a Page makes between a crash and the check
 
 
 class MessengerChannel:
@@ -244,6 +246,29 @@ class MessengerChannel:
             raise MaybePosted("Facebook answered without the post's id: check the Page")
         return Posted(post_id, f"https://www.facebook.com/{post_id}")
 
+    async def find(self, text: str, since: datetime) -> Posted | None:
+        """The Page's own post with this text since `since` (GET /<page-id>/posts), or None."""
+        if self.name != "facebook":
+            raise Undeliverable(f"{self.name} has no announcements to look for")
+        params = {"fields": "message,created_time,permalink_url", "limit": "100",
+                  "since": str(int(since.timestamp()))}  # fmt: skip
+        for _ in range(FIND_PAGES):
+            answer = await self.graph.read(f"{self.account}/posts", params)
+            for post in _list(answer.get("data")):
+                if not isinstance(post, dict) or not post.get("id"):
+                    continue
+                at = _graph_time(post.get("created_time"))
+                if same_text(text, str(post.get("message") or "")) and (at is None or at >= since):
+                    post_id = str(post["id"])
+                    link = post.get("permalink_url") or f"https://www.facebook.com/{post_id}"
+                    return Posted(post_id, str(link))
+            paging = answer.get("paging")
+            after = paging.get("cursors", {}).get("after") if isinstance(paging, dict) else None
+            if not isinstance(paging, dict) or not paging.get("next") or not after:
+                return None
+            params = {**params, "after": str(after)}
+        raise TryLater(f"more than {FIND_PAGES * 100} posts on the Page since {since:%H:%M} UTC")
+
     async def _public(self, comment_id: str, text: str) -> dict[str, Any]:
         edge = "comments" if self.name == "facebook" else "replies"
         return await self.graph.post(f"{comment_id}/{edge}", {"message": text})
@@ -273,6 +298,14 @@ class MessengerChannel:
         if rule.how == "human_agent":
             body.update(messaging_type="MESSAGE_TAG", tag="HUMAN_AGENT")
         return await self.graph.post("me/messages", body)
+
+
+def _graph_time(value: Any) -> datetime | None:
+    """Graph API times: "2026-11-02T09:00:00+0000"."""
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
 
 
 def _list(value: Any) -> list[Any]:

@@ -275,6 +275,24 @@ class Graph:
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
 
+    async def read(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /<version>/<path>: the answer, or TryLater / Undeliverable / NeedsFix as for a
+        post (unlike `get`, a failure is not hidden: the caller must know it could not look)."""
+        await self.start()
+        assert self._session is not None
+        url = f"{self.settings.graph_url}/{GRAPH_VERSION}/{path}"
+        try:
+            async with self._session.get(url, params=params) as response:
+                try:
+                    answer = await response.json(content_type=None)
+                except ValueError:
+                    answer = None
+                if response.status >= 400 or (isinstance(answer, dict) and "error" in answer):
+                    raise failure(response.status, answer, response.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TryLater(self.settings.redact(f"Graph API unreachable: {exc!r}")) from None
+        return answer if isinstance(answer, dict) else {}
+
     async def post(self, path: str, body: dict[str, Any], *, once: bool = False) -> dict[str, Any]:
         """POST /<version>/<path> with a JSON body; the answer, or TryLater / Undeliverable.
 

@@ -3,14 +3,18 @@
 A channel posts when it has `post` (the `Poster` protocol) and its name is in LIMITS. Lengths
 are counted here, without the channel's client library, so an announcement is checked when it
 is written (by the CLI, the inbox, a CSV import) and not when it fails. A channel added later
-(Bluesky, Mastodon) joins with a line in LIMITS and a `post` method; nothing else changes.
+(Bluesky, Mastodon) joins with a line in LIMITS and a `post` method; nothing else changes. One
+that can also look for its own recent posts implements `find` (the `Finder` protocol), so a post
+whose fate is unknown after a crash is checked on the account instead of left for a person.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from bot.channels.graphemes import graphemes, mastodon_length
@@ -67,6 +71,27 @@ class Poster(Protocol):
     name: str
 
     async def post(self, text: str) -> Posted: ...
+
+
+@runtime_checkable
+class Finder(Protocol):
+    """A channel that can tell whether a post is on its account: after a process died (or got
+    no answer) between the platform accepting a post and the post being recorded, the publisher
+    asks rather than posting again blindly. Raise TryLater when the platform cannot be asked."""
+
+    async def find(self, text: str, since: datetime) -> Posted | None:
+        """The post on the account with this exact text, created at or after `since`, or None."""
+        ...
+
+
+def same_text(ours: str, theirs: str) -> bool:
+    """Whether a post the account shows is the one we sent: platforms hand back links shortened
+    (X's t.co), HTML entities escaped and whitespace trimmed, so those are compared loosely."""
+
+    def plain(text: str) -> str:
+        return " ".join(_URL.sub("<link>", html.unescape(text)).split())
+
+    return plain(ours) == plain(theirs)
 
 
 def too_long(channel: str, text: str) -> str | None:

@@ -64,7 +64,7 @@ from bot.channels import (
 )
 from bot.channels.fitting import fit
 from bot.channels.polling import poll_seconds
-from bot.channels.posting import Posted, weighted_length
+from bot.channels.posting import Posted, same_text, weighted_length
 from bot.errors import StoreError
 from bot.jobs import holder_name
 from bot.models import Delivery, Message
@@ -128,8 +128,6 @@ class XSettings:
         ):
             text = text.replace(secret, f"<{name}>")
         return text
-
-
 
 
 def fit_reply(text: str, username: str | None, limit: int = TWEET_LIMIT) -> str:
@@ -527,6 +525,34 @@ class XChannel:
         post_id = str(response.data["id"])
         who = self.username or "i/web"
         return Posted(post_id, f"https://x.com/{who}/status/{post_id}")
+
+    async def find(self, text: str, since: datetime) -> Posted | None:
+        """The account's own post with this text since `since` (GET /2/users/:id/tweets, newest
+        first, replies and reposts left out), or None; TryLater when X cannot be asked."""
+        client = self._client
+        if client is None or self.me is None:
+            raise TryLater("the X channel is not started")
+        token: str | None = None
+        try:
+            for _ in range(MAX_PAGES):
+                response = await self._call(
+                    client.get_users_tweets(
+                        self.me, start_time=since, max_results=PAGE_SIZE,
+                        exclude=["replies", "retweets"], tweet_fields=["created_at"],
+                        pagination_token=token, user_auth=True,
+                    )
+                )  # fmt: skip
+                for tweet in response.data or []:
+                    at = tweet.created_at
+                    if same_text(text, str(tweet.text)) and (at is None or at >= since):
+                        who = self.username or "i/web"
+                        return Posted(str(tweet.id), f"https://x.com/{who}/status/{tweet.id}")
+                token = (response.meta or {}).get("next_token")
+                if token is None:
+                    return None
+        except (tweepy.TweepyException, aiohttp.ClientError, TimeoutError) as exc:
+            raise TryLater(f"X: {self._why(exc)}") from None
+        raise TryLater(f"X: more than {MAX_PAGES * PAGE_SIZE} posts since {since:%H:%M} UTC")
 
     def _why(self, exc: BaseException) -> str:
         return self.settings.redact(_describe(exc))

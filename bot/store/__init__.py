@@ -142,6 +142,10 @@ class AnnouncementStore(Protocol):
         """Store it with one post per channel, in `new.state`; return its id."""
         ...
 
+    async def add_announcements(self, news: Sequence[NewAnnouncement], at: datetime) -> list[int]:
+        """Store them all in one transaction, or none (a CSV import); return their ids."""
+        ...
+
     async def announcement(self, aid: int) -> Announcement | None: ...
 
     async def notice_announcement(self, notice: str) -> Announcement | None:
@@ -183,6 +187,13 @@ class AnnouncementStore(Protocol):
         """Mark due posts (not older than `late`) "publishing" for `holder`, and commit."""
         ...
 
+    async def check_posts(
+        self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
+    ) -> list[Post]:
+        """Posts on `channel` whose holder's lease ran out while publishing, taken by `holder`
+        for `lease` to look for them on the account; still "publishing", `checks` counted."""
+        ...
+
     async def lapsed_posts(self, at: datetime) -> list[Post]:
         """Posts whose holder's lease ran out while publishing become "unknown"; returned."""
         ...
@@ -192,8 +203,26 @@ class AnnouncementStore(Protocol):
         ...
 
     async def post_published(
-        self, post: Post, holder: str, at: datetime, platform_id: str | None, link: str | None
-    ) -> bool: ...
+        self,
+        post: Post,
+        holder: str,
+        at: datetime,
+        platform_id: str | None,
+        link: str | None,
+        how: str | None = None,
+    ) -> bool:
+        """Published, by `holder`'s call or (`how` says so in the log) found by a check."""
+        ...
+
+    async def post_check_failed(
+        self, post: Post, holder: str, error: str, at: datetime, then: datetime
+    ) -> bool:
+        """The account could not be looked at: still "publishing", looked at again at `then`."""
+        ...
+
+    async def post_unknown(self, post: Post, holder: str, error: str, at: datetime) -> bool:
+        """The account could not be looked at, time after time: "unknown", for a person."""
+        ...
 
     async def post_failed(self, post: Post, holder: str, error: str, at: datetime) -> bool: ...
 

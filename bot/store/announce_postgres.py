@@ -23,7 +23,10 @@ T = TypeVar("T")
 
 def _post(row: Sequence[Any] | asyncpg.Record) -> Post:
     r = row
-    return Post(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+    return Post(
+        r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+        r[13],
+    )  # fmt: skip
 
 
 async def _announcement(conn: Conn, row: asyncpg.Record) -> Announcement:
@@ -39,7 +42,21 @@ async def _log(
     await conn.execute(aq.LOG, aid, at, who, action, channel, detail)
 
 
+async def _insert(conn: Conn, new: NewAnnouncement, at: datetime) -> int:
+    aid = int(
+        await conn.fetchval(
+            aq.INSERT, new.text, new.due_at, new.wall_time, new.zone, new.written_by, at,
+            new.notice,
+        )
+    )  # fmt: skip
+    for channel, own in new.versions:
+        await conn.execute(aq.INSERT_POST, aid, channel, own, new.state, new.due_at)
+    await _log(conn, aid, at, new.written_by, "wrote", None, f"due {new.wall_time} {new.zone}")
+    return aid
+
+
 _CLAIM = aq.CLAIM.format(due=aq.DUE + " FOR UPDATE SKIP LOCKED", columns=aq.POST_COLUMNS)
+_CHECK = aq.CHECK.format(lapsed=aq.LAPSED_ON + " FOR UPDATE SKIP LOCKED", columns=aq.POST_COLUMNS)
 
 
 def _count(status: str) -> int:
@@ -58,25 +75,12 @@ class PostgresAnnouncements:
         raise NotImplementedError  # PostgresStore's
 
     async def add_announcement(self, new: NewAnnouncement, at: datetime) -> int:
-        async def run(conn: Conn) -> int:
-            aid = int(
-                await conn.fetchval(
-                    aq.INSERT,
-                    new.text,
-                    new.due_at,
-                    new.wall_time,
-                    new.zone,
-                    new.written_by,
-                    at,
-                    new.notice,
-                )
-            )
-            for channel, own in new.versions:
-                await conn.execute(aq.INSERT_POST, aid, channel, own, new.state, new.due_at)
-            await _log(
-                conn, aid, at, new.written_by, "wrote", None, f"due {new.wall_time} {new.zone}"
-            )
-            return aid
+        [aid] = await self.add_announcements([new], at)
+        return aid
+
+    async def add_announcements(self, news: Sequence[NewAnnouncement], at: datetime) -> list[int]:
+        async def run(conn: Conn) -> list[int]:  # one transaction: all are stored or none
+            return [await _insert(conn, new, at) for new in news]
 
         return await self._transaction(run)
 
@@ -175,6 +179,19 @@ class PostgresAnnouncements:
 
         return await self._transaction(run)
 
+    async def check_posts(
+        self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
+    ) -> list[Post]:
+        async def run(conn: Conn) -> list[Post]:
+            posts = [_post(r) for r in await conn.fetch(_CHECK, holder, at, at + lease, channel,
+                                                        limit)]  # fmt: skip
+            for p in posts:
+                await _log(conn, p.announcement_id, at, "publisher", "checking the account",
+                           p.channel, holder)  # fmt: skip
+            return posts
+
+        return await self._transaction(run)
+
     async def lapsed_posts(self, at: datetime) -> list[Post]:
         return await self._marked(aq.LAPSED, at, at, "unknown")
 
@@ -192,10 +209,21 @@ class PostgresAnnouncements:
 
     async def post_published(
         self, post: Post, holder: str, at: datetime, platform_id: str | None,
-        link: str | None,
+        link: str | None, how: str | None = None,
     ) -> bool:  # fmt: skip
         params = (post.id, holder, platform_id, link, at)
-        return await self._post_outcome(aq.PUBLISHED, params, post, at, "published", link)
+        detail = link if how is None else f"{how}: {link}"
+        return await self._post_outcome(aq.PUBLISHED, params, post, at, "published", detail)
+
+    async def post_check_failed(
+        self, post: Post, holder: str, error: str, at: datetime, then: datetime
+    ) -> bool:
+        params = (post.id, holder, then, error)
+        return await self._post_outcome(aq.CHECK_FAILED, params, post, at, "check failed", error)
+
+    async def post_unknown(self, post: Post, holder: str, error: str, at: datetime) -> bool:
+        params = (post.id, holder, error)
+        return await self._post_outcome(aq.UNKNOWN, params, post, at, "unknown", error)
 
     async def post_failed(self, post: Post, holder: str, error: str, at: datetime) -> bool:
         return await self._post_outcome(

@@ -2,7 +2,9 @@
 
 Claims follow the outbox's: a row is taken by one holder with a lease. The difference is what
 happens when the lease runs out: an outbox row is sent again, a post in `publishing` is not
-(the platform may have accepted it), it becomes `unknown` for a person to decide.
+(the platform may have accepted it). On a channel that can look at its own account it is taken
+for a check (CHECK): found, it is published; not there, it is due again; otherwise it becomes
+`unknown` for a person to decide.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 ANNOUNCEMENT = """SELECT id, text, due_at, wall_time, zone, written_by, written_at, approved_by,
     approved_at, notice FROM announcements"""
 POST = """SELECT p.id, p.announcement_id, p.channel, COALESCE(p.text, a.text), p.text IS NOT NULL,
-    p.state, p.not_before, p.attempts, p.platform_id, p.link, p.error, p.published_at
+    p.state, p.not_before, p.attempts, p.platform_id, p.link, p.error, p.published_at,
+    p.claimed_at, p.checks
 FROM announcement_posts p JOIN announcements a ON a.id = p.announcement_id"""
 POST_COLUMNS = """id, announcement_id, channel,
     COALESCE(text, (SELECT a.text FROM announcements a WHERE a.id = announcement_id)),
-    text IS NOT NULL, state, not_before, attempts, platform_id, link, error, published_at"""
+    text IS NOT NULL, state, not_before, attempts, platform_id, link, error, published_at,
+    claimed_at, checks"""
 
 INSERT = """INSERT INTO announcements (text, due_at, wall_time, zone, written_by, written_at,
     notice) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"""
@@ -61,12 +65,25 @@ WHERE state = 'scheduled' AND not_before <= $2 AND not_before > $4 AND {_NOT_SUS
 ORDER BY not_before, id LIMIT $5"""
 # The "publishing" mark, written (and committed) before the platform is called.
 CLAIM = """UPDATE announcement_posts SET state = 'publishing', holder = $1, lease_until = $3,
-    attempts = attempts + 1
+    attempts = attempts + 1, claimed_at = $2, checks = 0
 WHERE id IN ({due}) RETURNING {columns}"""
 # A lease that ran out under `publishing`: the holder died, maybe after the platform accepted.
 LAPSED = f"""UPDATE announcement_posts SET state = 'unknown', lease_until = NULL,
     error = 'The server stopped while publishing: the post may or may not be on the account.'
 WHERE state = 'publishing' AND lease_until <= $1 RETURNING {POST_COLUMNS}"""
+# A lapsed "publishing" post on a channel that can look at its account ($4), taken by one holder
+# for a check: the row stays "publishing", so LAPSED does not touch it while the check runs.
+LAPSED_ON = """SELECT id FROM announcement_posts
+WHERE state = 'publishing' AND lease_until <= $2 AND channel = $4 ORDER BY id LIMIT $5"""
+CHECK = """UPDATE announcement_posts SET holder = $1, lease_until = $3, checks = checks + 1
+WHERE id IN ({lapsed}) AND state = 'publishing' AND lease_until <= $2
+RETURNING {columns}"""
+# The account could not be asked: asked again at $3, still "publishing".
+CHECK_FAILED = """UPDATE announcement_posts SET lease_until = $3, error = $4
+WHERE id = $1 AND holder = $2 AND state = 'publishing'"""
+# The account could not be asked, time after time: a person decides.
+UNKNOWN = """UPDATE announcement_posts SET state = 'unknown', lease_until = NULL, error = $3
+WHERE id = $1 AND holder = $2 AND state = 'publishing'"""
 # Due longer ago than the late limit ($1) and not suspended: missed, and the team is told.
 MISSED = f"""UPDATE announcement_posts SET state = 'missed',
     error = 'The server was not running when it was due, and it is now too late to post.'

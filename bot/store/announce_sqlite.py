@@ -33,7 +33,7 @@ def _post(row: Sequence[Any]) -> Post:
     assert at is not None
     return Post(
         row[0], row[1], row[2], row[3], bool(row[4]), row[5], at, row[7], row[8], row[9],
-        row[10], _time(row[11]),
+        row[10], _time(row[11]), _time(row[12]), row[13],
     )  # fmt: skip
 
 
@@ -53,7 +53,18 @@ def _log(
     conn.execute(_q(aq.LOG), (aid, _text(at), who, action, channel, detail))
 
 
+def _insert(conn: sqlite3.Connection, new: NewAnnouncement, at: datetime) -> int:
+    params = (new.text, _text(new.due_at), new.wall_time, new.zone, new.written_by, _text(at),
+              new.notice)  # fmt: skip
+    aid = int(conn.execute(_q(aq.INSERT), params).fetchone()[0])
+    for channel, own in new.versions:
+        conn.execute(_q(aq.INSERT_POST), (aid, channel, own, new.state, _text(new.due_at)))
+    _log(conn, aid, at, new.written_by, "wrote", None, f"due {new.wall_time} {new.zone}")
+    return aid
+
+
 _CLAIM = _q(aq.CLAIM.format(due=aq.DUE, columns=aq.POST_COLUMNS))
+_CHECK = _q(aq.CHECK.format(lapsed=aq.LAPSED_ON, columns=aq.POST_COLUMNS))
 
 
 class SQLiteAnnouncements:
@@ -66,16 +77,13 @@ class SQLiteAnnouncements:
         raise NotImplementedError  # SQLiteStore's
 
     async def add_announcement(self, new: NewAnnouncement, at: datetime) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            params = (new.text, _text(new.due_at), new.wall_time, new.zone, new.written_by,
-                      _text(at), new.notice)  # fmt: skip
-            aid = int(conn.execute(_q(aq.INSERT), params).fetchone()[0])
-            for channel, own in new.versions:
-                conn.execute(_q(aq.INSERT_POST), (aid, channel, own, new.state, _text(new.due_at)))
-            _log(conn, aid, at, new.written_by, "wrote", None, f"due {new.wall_time} {new.zone}")
-            return aid
+        [aid] = await self.add_announcements([new], at)
+        return aid
 
-        return await self._write(run)
+    async def add_announcements(self, news: Sequence[NewAnnouncement], at: datetime) -> list[int]:
+        # One job: the writer runs it inside one transaction (a savepoint of its own if a job
+        # beside it fails), so all are stored or none.
+        return await self._write(lambda conn: [_insert(conn, new, at) for new in news])
 
     async def announcement(self, aid: int) -> Announcement | None:
         def run(conn: sqlite3.Connection) -> Announcement | None:
@@ -171,6 +179,20 @@ class SQLiteAnnouncements:
 
         return await self._write(run)
 
+    async def check_posts(
+        self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
+    ) -> list[Post]:
+        params = (holder, _text(at), _text(at + lease), channel, limit)
+
+        def run(conn: sqlite3.Connection) -> list[Post]:
+            posts = [_post(r) for r in conn.execute(_CHECK, params).fetchall()]
+            for p in posts:
+                _log(conn, p.announcement_id, at, "publisher", "checking the account", p.channel,
+                     holder)  # fmt: skip
+            return posts
+
+        return await self._write(run)
+
     async def lapsed_posts(self, at: datetime) -> list[Post]:
         return await self._marked(aq.LAPSED, at, at, "unknown")
 
@@ -188,10 +210,21 @@ class SQLiteAnnouncements:
 
     async def post_published(
         self, post: Post, holder: str, at: datetime, platform_id: str | None,
-        link: str | None,
+        link: str | None, how: str | None = None,
     ) -> bool:  # fmt: skip
         params = (post.id, holder, platform_id, link, _text(at))
-        return await self._post_outcome(aq.PUBLISHED, params, post, at, "published", link)
+        detail = link if how is None else f"{how}: {link}"
+        return await self._post_outcome(aq.PUBLISHED, params, post, at, "published", detail)
+
+    async def post_check_failed(
+        self, post: Post, holder: str, error: str, at: datetime, then: datetime
+    ) -> bool:
+        params = (post.id, holder, _text(then), error)
+        return await self._post_outcome(aq.CHECK_FAILED, params, post, at, "check failed", error)
+
+    async def post_unknown(self, post: Post, holder: str, error: str, at: datetime) -> bool:
+        params = (post.id, holder, error)
+        return await self._post_outcome(aq.UNKNOWN, params, post, at, "unknown", error)
 
     async def post_failed(self, post: Post, holder: str, error: str, at: datetime) -> bool:
         params = (post.id, holder, error)

@@ -19,6 +19,7 @@ tests/test_fake_meta.py checks these formats against pywa's own parsing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -123,6 +124,10 @@ def error_body(error: dict[str, Any]) -> dict[str, Any]:
     return {"error": {"type": kind, "fbtrace_id": "AbCdEfGhIjK", **error}}
 
 
+def _graph_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -133,6 +138,10 @@ class FakeMeta:
         self.sent: list[dict[str, Any]] = []  # {"path", "body"} of every accepted call
         self.requests: list[dict[str, Any]] = []  # every call, accepted or not
         self._failures: deque[str] = deque()
+        self.page_posts: list[dict[str, Any]] = []  # the Page's feed posts, oldest first
+        self._hang = 0  # how many feed posts to make without answering
+        self._drop = 0  # how many feed posts to make and then drop the connection
+        self._hung = asyncio.Event()  # set on stop, to let hung handlers finish
         self.names: dict[str, str] = {}  # person id -> name, for the user profile API
         self._last_from: dict[str, datetime] = {}  # person id -> their last message
         self._commented: dict[str, datetime] = {}  # comment id -> when
@@ -153,6 +162,7 @@ class FakeMeta:
         app = web.Application()
         app.router.add_post("/{version}/{node}/{edge}", self._handle)
         app.router.add_get("/{version}/{node}", self._profile)
+        app.router.add_get("/{version}/{node}/{edge}", self._read_edge)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -160,6 +170,7 @@ class FakeMeta:
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        self._hung.set()
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -188,6 +199,16 @@ class FakeMeta:
 
     def fail_next(self, kind: str) -> None:
         self._failures.append(kind)
+
+    def hang_after_post(self, count: int = 1) -> None:
+        """Make the next `count` posts on the Page's feed but never answer: what a client sees
+        when Meta accepted and the connection then dropped."""
+        self._hang += count
+
+    def drop_after_post(self, count: int = 1) -> None:
+        """Make the next `count` posts on the Page's feed, then close the connection before
+        answering: the client sees the server disconnect."""
+        self._drop += count
 
     def texts(self, channel: str | None = None) -> list[str]:
         """What people were sent, in order: Send API texts, comment replies, WhatsApp texts and
@@ -227,6 +248,43 @@ class FakeMeta:
                  "username": name.lower().replace(" ", "")}  # fmt: skip
         return web.json_response({"id": node, **{f: known[f] for f in fields if f in known}})
 
+    async def _read_edge(self, request: web.Request) -> web.Response:
+        """GET /<page-id>/posts: the Page's posts, newest first, `since` a Unix time, with the
+        fields asked for (id always), paged by an `after` cursor."""
+        node, edge = request.match_info["node"], request.match_info["edge"]
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.requests.append({"path": f"{node}/{edge}", "query": dict(request.query)})
+        if request.match_info["version"] != VERSION:
+            return self._refuse(2500, "Unknown path components")
+        if token != PAGE_TOKEN:
+            return self._error(401, {"message": "Invalid OAuth access token.", "code": 190})
+        if self._failures:
+            status, error, headers = FAILURES[self._failures.popleft()]
+            return self._error(status, error, headers)
+        if node != PAGE_ID or edge not in ("posts", "feed"):
+            return self._error(
+                400, {"message": f"Unsupported get request: {node}/{edge}", "code": 100}
+            )
+        query = request.query
+        since = query.get("since", "")
+        limit = query.get("limit", "25")
+        if (since and not since.isdigit()) or not limit.isdigit():
+            return self._refuse(100, "(#100) since and limit must be numbers")
+        posts = [
+            p for p in reversed(self.page_posts)
+            if not since or datetime.fromisoformat(p["created_time"]).timestamp() >= int(since)
+        ]  # fmt: skip
+        start = int(query.get("after", "0") or 0)
+        page = posts[start : start + min(int(limit), 100)]
+        fields = {"id", *query.get("fields", "").split(",")}
+        body: dict[str, Any] = {"data": [{k: v for k, v in p.items() if k in fields} for p in page]}
+        if page:
+            end = start + len(page)
+            body["paging"] = {"cursors": {"before": str(start), "after": str(end)}}
+            if end < len(posts):
+                body["paging"]["next"] = f"{self.url}{request.path}?after={end}"
+        return web.json_response(body)
+
     async def _handle(self, request: web.Request) -> web.Response:
         node, edge = request.match_info["node"], request.match_info["edge"]
         try:
@@ -252,7 +310,19 @@ class FakeMeta:
             if not str(body.get("message") or ""):
                 return self._refuse(100, "(#100) Missing message")
             self.sent.append({"channel": "facebook", "path": f"{node}/{edge}", "body": body})
-            return web.json_response({"id": f"{PAGE_ID}_{next(self._ids)}"})
+            post_id = f"{PAGE_ID}_{next(self._ids)}"
+            link = f"https://www.facebook.com/{PAGE_ID}/posts/{post_id.split('_')[1]}"
+            self.page_posts.append(
+                {"id": post_id, "message": str(body["message"]),
+                 "created_time": _graph_time(self.now()), "permalink_url": link}
+            )  # fmt: skip
+            if self._hang:
+                self._hang -= 1
+                await self._hung.wait()  # posted, never answered
+            if self._drop and request.transport is not None:
+                self._drop -= 1
+                request.transport.close()  # posted; the answer is lost
+            return web.json_response({"id": post_id})
         if edge in ("comments", "replies"):
             if not str(body.get("message") or ""):
                 return self._refuse(100, "(#100) Missing message")

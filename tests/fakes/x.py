@@ -6,6 +6,7 @@ and fails on demand. It checks the Authorization scheme (Bearer or OAuth) but no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -21,6 +22,7 @@ from aiohttp import web
 ENDPOINTS = {
     "me": ("GET", "/2/users/me"),
     "mentions": ("GET", "/2/users/{id}/mentions"),
+    "user_tweets": ("GET", "/2/users/{id}/tweets"),
     "dm_events": ("GET", "/2/dm_events"),
     "dm_events_with": ("GET", "/2/dm_conversations/with/{participant_id}/dm_events"),
     "create_tweet": ("POST", "/2/tweets"),
@@ -28,8 +30,9 @@ ENDPOINTS = {
     "create_dm_in": ("POST", "/2/dm_conversations/{dm_conversation_id}/messages"),
 }
 # Bearer tokens are app-only here: these endpoints need user context (OAuth 1.0a).
-USER_CONTEXT_ONLY = frozenset(ENDPOINTS) - {"mentions"}
-RATE_LIMITS = {"me": 75, "mentions": 450, "dm_events": 15, "dm_events_with": 15}
+USER_CONTEXT_ONLY = frozenset(ENDPOINTS) - {"mentions", "user_tweets"}
+RATE_LIMITS = {"me": 75, "mentions": 450, "user_tweets": 900, "dm_events": 15, "dm_events_with": 15}
+TIMELINE_EXCLUDE = frozenset({"replies", "retweets"})
 
 
 Query = Mapping[str, str]
@@ -122,6 +125,23 @@ def _x_time(moment: datetime) -> str:
     )
 
 
+def _parse_x_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _time_param(query: Query, name: str) -> datetime | None:
+    """start_time / end_time: YYYY-MM-DDTHH:mm:ssZ (RFC 3339), as X documents."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z", raw):
+        raise _Reject(
+            400,
+            invalid_request(name, raw, f"Invalid '{name}':'{raw}'. '{name}' must be RFC 3339"),
+        )
+    return _parse_x_time(raw)
+
+
 def _csv(query: Query, name: str, allowed: frozenset[str]) -> set[str]:
     values = {v for v in (query.get(name) or "").split(",") if v}
     if bad := sorted(values - allowed):
@@ -197,6 +217,8 @@ class FakeX:
         self._mentions: list[str] = []
         self._posted: list[str] = []
         self._failures: list[_Failure] = []
+        self._hang: dict[str, int] = {}  # endpoint -> how many calls to carry out, unanswered
+        self._hung = asyncio.Event()  # set on stop, to let hung handlers finish
         self._next_id = 1_860_000_000_000_000_000
         self._calls: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
@@ -223,6 +245,7 @@ class FakeX:
         self._url = f"http://{host}:{port}"
 
     async def stop(self) -> None:
+        self._hung.set()
         if self._runner is not None:
             await self._runner.cleanup()
         self._runner = None
@@ -305,6 +328,13 @@ class FakeX:
                 f"fail_next: endpoint {endpoint!r} is not a path or one of {sorted(ENDPOINTS)}"
             )
         self._failures.extend(_Failure(endpoint, kind, detail) for _ in range(count))
+
+    def hang_after(self, endpoint: str, count: int = 1) -> None:
+        """Carry out the next `count` calls to `endpoint` (a post is made) but never answer:
+        what a client sees when X accepted and the connection then dropped."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"hang_after: endpoint {endpoint!r} is not one of {sorted(ENDPOINTS)}")
+        self._hang[endpoint] = self._hang.get(endpoint, 0) + count
 
     # Plumbing
 
@@ -421,6 +451,9 @@ class FakeX:
             status, payload = await handler(request)
         except _Reject as rejected:
             status, payload = rejected.status, rejected.body
+        if self._hang.get(endpoint):
+            self._hang[endpoint] -= 1
+            await self._hung.wait()  # done, never answered
         headers = {}
         if endpoint in RATE_LIMITS:
             limit = RATE_LIMITS[endpoint]
@@ -513,6 +546,42 @@ class FakeX:
             meta["next_token"] = next_token
         payload["meta"] = meta
         return 200, payload
+
+    async def _handle_user_tweets(self, request: web.Request) -> tuple[int, dict[str, Any]]:
+        """The account's own posts, newest first (GET /2/users/:id/tweets)."""
+        query = request.query
+        fields = _csv(query, "tweet.fields", TWEET_FIELDS)
+        exclude = _csv(query, "exclude", TIMELINE_EXCLUDE)
+        size = _int_param(query, "max_results", 10, 5, 100)
+        start, end = _time_param(query, "start_time"), _time_param(query, "end_time")
+        own = [
+            t for t in reversed(self.tweets.values()) if t["author_id"] == request.match_info["id"]
+        ]
+        if "replies" in exclude:
+            own = [t for t in own if "in_reply_to_user_id" not in t]
+        if "retweets" in exclude:
+            own = [t for t in own if not any(r["type"] == "retweeted"
+                                             for r in t.get("referenced_tweets", []))]  # fmt: skip
+        own = [
+            t for t in own
+            if (start is None or _parse_x_time(t["created_at"]) >= start)
+            and (end is None or _parse_x_time(t["created_at"]) < end)
+        ]  # fmt: skip
+        page, next_token = _page(own, query, size)
+        if not page:
+            return 200, {"meta": {"result_count": 0}}
+        shown = {"id", "text", "edit_history_tweet_ids"} | fields
+        meta: dict[str, Any] = {
+            "newest_id": page[0]["id"],
+            "oldest_id": page[-1]["id"],
+            "result_count": len(page),
+        }
+        if next_token is not None:
+            meta["next_token"] = next_token
+        return 200, {
+            "data": [{k: v for k, v in t.items() if k in shown} for t in page],
+            "meta": meta,
+        }
 
     async def _handle_dm_events(
         self, request: web.Request, participant: str | None = None

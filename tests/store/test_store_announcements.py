@@ -4,9 +4,13 @@ lapsed leases become "unknown", late ones "missed", suspend holds, approval by s
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from bot.announcement import NewAnnouncement
+from bot.errors import StoreError
 from bot.store import Store
 
 from .test_store_contract import NOW
@@ -123,3 +127,72 @@ async def test_cancel_failed_and_retry(store: Store) -> None:
     a = await store.announcement(aid)
     assert a is not None and {p.state for p in a.posts} == {"cancelled"}
     assert any(p.error == "The account is suspended." for p in a.posts)
+
+
+async def test_many_announcements_are_stored_together_or_not_at_all(store: Store) -> None:
+    ids = await store.add_announcements([new(), new(notice="closure:2025-03-10")], NOW)
+    assert [a.id for a in await store.announcements(NOW - LATE)] == ids
+    # The third breaks a rule of the database (a notice is stored once): none of them stay.
+    with pytest.raises(StoreError):
+        await store.add_announcements([new(), new(), new(notice="closure:2025-03-10")], NOW)
+    assert [a.id for a in await store.announcements(NOW - LATE)] == ids
+    # A second channel of the same name breaks another (one post per channel).
+    twice = replace(new(), versions=(("x", None), ("x", "again")))
+    with pytest.raises(StoreError):
+        await store.add_announcements([new(), twice], NOW)
+    assert [a.id for a in await store.announcements(NOW - LATE)] == ids
+    assert await store.add_announcements([], NOW) == []
+
+
+async def test_a_lapsed_post_is_taken_for_one_check_and_settled_by_its_checker(
+    store: Store,
+) -> None:
+    aid = await store.add_announcement(new(), NOW)
+    claimed = {p.channel: p for p in await store.claim_posts("a", NOW, MINUTE, LATE)}
+    assert {p.claimed_at for p in claimed.values()} == {NOW}
+    assert await store.check_posts("b", NOW + MINUTE / 2, MINUTE, "x") == []  # lease still runs
+    # Two servers look at once: one of them takes it, still "publishing".
+    taken = await asyncio.gather(
+        *(store.check_posts(h, NOW + MINUTE, MINUTE, "x") for h in ("b", "c"))
+    )
+    [[checking]] = [t for t in taken if t]
+    checker = "b" if taken[0] else "c"
+    assert (checking.channel, checking.state, checking.checks, checking.claimed_at) == (
+        "x", "publishing", 1, NOW,
+    )  # fmt: skip
+    # Telegram's post cannot be checked: it goes "unknown"; the one being checked does not.
+    assert [p.channel for p in await store.lapsed_posts(NOW + MINUTE)] == ["telegram"]
+    # The account could not be read: looked at again later, counted.
+    assert await store.post_check_failed(
+        checking, checker, "X: 503", NOW + MINUTE, NOW + 3 * MINUTE
+    )
+    assert await store.check_posts(checker, NOW + 2 * MINUTE, MINUTE, "x") == []
+    [again] = await store.check_posts(checker, NOW + 3 * MINUTE, MINUTE, "x")
+    assert again.checks == 2 and again.error == "X: 503"
+    # The server that first took it no longer holds it; the checker records what it found.
+    assert not await store.post_published(claimed["x"], "a", NOW, "1", None)
+    assert await store.post_published(again, checker, NOW, "1", "https://x.com/a/status/1",
+                                      how="found on the account")  # fmt: skip
+    a = await store.announcement(aid)
+    assert a is not None
+    assert [(p.channel, p.state, p.link) for p in a.posts] == [
+        ("telegram", "unknown", None), ("x", "published", "https://x.com/a/status/1"),
+    ]  # fmt: skip
+    log = [(e.action, e.channel, e.detail) for e in await store.announcement_log(aid)]
+    assert ("checking the account", "x", checker) in log
+    assert ("check failed", "x", "X: 503") in log
+    assert ("published", "x", "found on the account: https://x.com/a/status/1") in log
+
+
+async def test_after_failed_checks_a_post_is_unknown_and_claimed_again_only_by_a_person(
+    store: Store,
+) -> None:
+    aid = await store.add_announcement(new(), NOW)
+    await store.claim_posts("a", NOW, MINUTE, LATE)
+    [checking] = await store.check_posts("b", NOW + MINUTE, MINUTE, "x")
+    assert await store.post_unknown(checking, "b", "could not be checked", NOW + MINUTE)
+    assert not await store.post_unknown(checking, "b", "again", NOW + MINUTE)
+    assert await store.check_posts("b", NOW + LATE, MINUTE, "x") == []
+    assert await store.republish_announcement(aid, "amy", NOW + 2 * MINUTE) == ["x"]
+    [again] = await store.claim_posts("c", NOW + 2 * MINUTE, MINUTE, LATE)
+    assert (again.channel, again.attempts, again.checks) == ("x", 2, 0)
