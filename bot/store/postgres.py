@@ -74,6 +74,11 @@ _CLAIM_DELIVERIES = queries.CLAIM_DELIVERIES.format(
     due=queries.DUE_DELIVERIES.format(skipped=_SKIPPED) + " FOR UPDATE SKIP LOCKED",
     columns=queries.DELIVERY,
 )
+# Groups of ingests written at once (see PostgresStore.groups). With one, a group waiting on the
+# database left the server idle whenever every client was waiting in it or behind it; with two,
+# the messages that arrive meanwhile go at once: 1.1 to 1.7 times the rate under 50 clients in
+# three paired runs on the development machine, and a lower p99.
+GROUPS = 2
 # Tries of a group whose new reference another process took meanwhile (see _commit).
 REFERENCE_TRIES = 5
 
@@ -125,7 +130,10 @@ class PostgresStore(PostgresAnnouncements):
         self.new_reference: Callable[[], str] = new_reference  # draws a new message's reference
         self.commits = 0  # groups of ingests committed: for tests and measurements
         self._pending: list[Job] = []  # ingests waiting for the next group
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        # Groups of ingests in flight at once, each on a connection of its own; the pool's
+        # other connections stay free for everything else.
+        self.groups = max(1, min(GROUPS, pool_size - 1))
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
@@ -162,8 +170,8 @@ class PostgresStore(PostgresAnnouncements):
         await self._close()
 
     async def _close(self) -> None:
-        while self._flusher is not None:  # the messages already handed over are still stored
-            await asyncio.shield(self._flusher)
+        while self._flushers:  # the messages already handed over are still stored
+            await asyncio.shield(next(iter(self._flushers)))
         pool, self._pool = self._pool, None  # no new calls from here on
         if pool is None:
             return
@@ -260,8 +268,8 @@ class PostgresStore(PostgresAnnouncements):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Ingested] = loop.create_future()
         self._pending.append(Job(message, decide, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+        if len(self._flushers) < self.groups:
+            self._flushers.add(loop.create_task(self._flush()))
         return await future
 
     async def _flush(self) -> None:
@@ -278,7 +286,8 @@ class PostgresStore(PostgresAnnouncements):
                     else:
                         job.future.set_exception(error)
         finally:
-            self._flusher = None
+            flusher = asyncio.current_task()
+            self._flushers.discard(flusher)  # type: ignore[arg-type]
 
     async def _commit(self, batch: list[Job]) -> list[Outcome]:
         """Store a group in one transaction; a job that fails fails alone.
