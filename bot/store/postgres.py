@@ -294,13 +294,12 @@ class PostgresStore(PostgresAnnouncements):
                 for job, (result, error) in zip(batch, await self._commit(batch), strict=True):
                     if job.future.done():  # its caller went away; the write stands
                         continue
-                    if error is None:
-                        job.future.set_result(result)  # type: ignore[arg-type]
+                    if result is not None:
+                        job.future.set_result(result)
                     else:
-                        job.future.set_exception(error)
+                        job.future.set_exception(error or StoreError("A message was not stored."))
         finally:
-            flusher = asyncio.current_task()
-            self._flushers.discard(flusher)  # type: ignore[arg-type]
+            self._flushers.discard(asyncio.current_task())
 
     async def _commit(self, batch: list[Job]) -> list[Outcome]:
         """Store a group in one transaction; a job that fails fails alone.

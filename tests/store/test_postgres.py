@@ -270,3 +270,28 @@ async def test_two_processes_with_the_same_senders_in_opposite_orders_never_dead
             )
             assert not any(r.duplicate for r in results)
         assert await one.counts() == {"open": 400, "done": 0, "replies": 400}
+
+
+async def test_messages_arriving_while_a_group_is_written_go_in_the_next_one(url: str) -> None:
+    async with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        await store.ingest(message("warm-up"), Decider())
+        before = store.commits
+        first = asyncio.create_task(store.ingest(message("first"), Decider()))
+        await asyncio.sleep(0)  # the first group (of one) is being written now
+        rest = [asyncio.create_task(store.ingest(message(f"m{i}"), Decider())) for i in range(30)]
+        results = await asyncio.gather(first, *rest)
+        assert store.commits - before == 2  # a second group at once, not thirty transactions
+        assert [r.item.platform_id for r in results] == ["first"] + [f"m{i}" for i in range(30)]
+        assert await store.counts() == {"open": 32, "done": 0, "replies": 32}
+
+
+async def test_closing_stores_the_messages_already_handed_over(url: str) -> None:
+    store = open_store(url)
+    await store.__aenter__()
+    ingests = [asyncio.create_task(store.ingest(message(f"m{i}"), Decider())) for i in range(40)]
+    await asyncio.sleep(0)
+    await store.__aexit__(None, None, None)
+    assert all(not r.duplicate for r in await asyncio.gather(*ingests))
+    async with open_store(url) as again:
+        assert await again.counts() == {"open": 40, "done": 0, "replies": 40}
