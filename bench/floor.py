@@ -1,11 +1,17 @@
-"""The floor the end-to-end benchmark is compared with: a bare aiohttp handler that parses the
-same JSON and does one SQLite insert per message in WAL mode (one commit per message).
+"""The floors the end-to-end benchmark is compared with: a bare aiohttp handler that parses the
+same JSON and stores each message with one INSERT (one commit per message).
 
-Usage: python bench/floor.py PORT DB_PATH [SYNCHRONOUS] [decide]
+Usage: python bench/floor.py PORT DB [SYNCHRONOUS] [decide]
 
-With `decide`, each request also makes the decision Holding Reply makes (Triage.decide on the
-shipped rules.toml) and answers with its reply: the most that any server which decides on the
-event loop, as it must to answer with the reply, can do on one core with this floor's storage.
+DB is an SQLite file (WAL mode, `PRAGMA synchronous` = SYNCHRONOUS, FULL by default), or a
+postgresql:// URL: then each message is one INSERT through an asyncpg pool of 5 connections (the
+size of Holding Reply's default pool), with the server's `synchronous_commit` as it is (on by
+default: the INSERT returns once the commit is on disk).
+
+With `decide` (SQLite only), each request also makes the decision Holding Reply makes
+(Triage.decide on the shipped rules.toml) and answers with its reply: the most that any server
+which decides on the event loop, as it must to answer with the reply, can do on one core with
+this floor's storage.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,11 +28,10 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+TABLE = "CREATE TABLE IF NOT EXISTS messages (id {key}, platform_id TEXT, sender TEXT, text TEXT)"
 
-def main() -> None:
-    port, path = int(sys.argv[1]), sys.argv[2]
-    synchronous = sys.argv[3] if len(sys.argv) > 3 else "FULL"
-    deciding = sys.argv[4:] == ["decide"]
+
+def sqlite_app(path: str, synchronous: str, deciding: bool) -> web.Application:
     if deciding:
         from bot.check import load
         from bot.models import Message, SenderState
@@ -34,10 +40,7 @@ def main() -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, platform_id TEXT, "
-        "sender TEXT, text TEXT)"
-    )
+    db.execute(TABLE.format(key="INTEGER PRIMARY KEY"))
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.json()
@@ -54,6 +57,42 @@ def main() -> None:
 
     app = web.Application()
     app.router.add_post("/api/messages", handle)
+    return app
+
+
+def postgres_app(url: str) -> web.Application:
+    import asyncpg
+
+    pool: asyncpg.Pool
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        nonlocal pool
+        pool = await asyncpg.create_pool(url, min_size=5, max_size=5)
+        await pool.execute(TABLE.format(key="BIGSERIAL PRIMARY KEY"))
+        yield
+        await pool.close()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        await pool.execute(
+            "INSERT INTO messages (platform_id, sender, text) VALUES ($1, $2, $3)",
+            body.get("id"), body["sender"], body["text"],
+        )  # fmt: skip
+        return web.json_response({"id": body.get("id")}, status=202)
+
+    app = web.Application()
+    app.cleanup_ctx.append(lifetime)
+    app.router.add_post("/api/messages", handle)
+    return app
+
+
+def main() -> None:
+    port, db = int(sys.argv[1]), sys.argv[2]
+    if db.startswith(("postgres://", "postgresql://")):
+        app = postgres_app(db)
+    else:
+        synchronous = sys.argv[3] if len(sys.argv) > 3 else "FULL"
+        app = sqlite_app(db, synchronous, deciding=sys.argv[4:] == ["decide"])
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

@@ -14,6 +14,7 @@ indexed query), on SQLite and PostgreSQL alike, and loads a new one within a few
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,20 @@ def watched_files(rules_path: Path, dirs: tuple[Path, ...]) -> dict[Path, int]:
         except OSError:
             continue
     return out
+
+
+def settle() -> None:
+    """Put what is alive now, the rules in force above all, out of the garbage collector's sight.
+
+    The rules (compiled phrase lists, weights, templates) are hundreds of thousands of objects
+    that live until the next change of rules. Every full collection traversed them all: under
+    load on the development machine it paused the server for 100 to 700 ms, several times a
+    minute, which was most of the p99 latency. Frozen objects are still freed by reference
+    counting; unfreezing first lets one collection free the cycles of the rules replaced.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class Live:
@@ -145,6 +160,7 @@ class Live:
         state.triage = triage
         state.rules_version = self.version
         state.loaded_at = datetime.now(UTC)
+        settle()
         log.info("rules reloaded", extra={"trigger": why, "version": self.version})
 
     async def reload(self, state: State, why: str) -> None:

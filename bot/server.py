@@ -16,7 +16,7 @@ from bot.channels import X_CREDENTIALS, Channel
 from bot.channels.posting import Poster
 from bot.errors import StoreError
 from bot.jobs import holder_name, run_jobs
-from bot.live import Live
+from bot.live import Live, settle
 from bot.outbox import Sender
 from bot.profile import keep_current, setters
 from bot.publisher import Publisher
@@ -137,6 +137,7 @@ async def serve(host: str, port: int, rules_path: Path, url: str) -> None:
             app.router.add_routes(channel.routes())
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
+        settle()  # before the first request: see bot.live.settle
         site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_SECONDS)
         await site.start()
         bound = runner.addresses[0][1] if runner.addresses else port  # the real one when port=0

@@ -15,7 +15,7 @@ from bot.store.postgres import PostgresStore
 from bot.store.queries import migrations
 from tests.postgres import fresh_database, sql
 
-from .test_store_contract import NOW, Decider, message, no_reply
+from .test_store_contract import NOW, Boom, Decider, explode, message, no_reply
 
 VERSIONS = [version for version, _, _ in migrations("sqlite")]
 LATEST = VERSIONS[-1]
@@ -196,3 +196,102 @@ async def test_a_reference_another_process_takes_meanwhile_is_drawn_again(url: s
         stored = await ingest
     assert stored.item.reference == "GGGG-GGGG"
     assert stored.item.auto_reply == "Thank you. Your reference is GGGG-GGGG."
+
+
+async def test_messages_that_arrive_together_share_one_transaction(url: str) -> None:
+    """Group commit: twenty ingests at once are one transaction (one WAL flush); the one whose
+    decision fails fails alone, and each caller gets its own item."""
+    async with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        await store.ingest(message("warm-up"), Decider())  # the pool has its connection
+        before = store.commits
+        results = await asyncio.gather(
+            *(store.ingest(message(f"m{i}"), explode if i == 7 else Decider()) for i in range(20)),
+            return_exceptions=True,
+        )
+        assert store.commits - before == 1
+        assert isinstance(results[7], Boom)
+        for i, result in enumerate(results):
+            if i != 7:
+                assert not isinstance(result, BaseException)
+                assert result.item.platform_id == f"m{i}"
+                assert await store.get(result.item.reference) == result.item
+        assert await store.counts() == {"open": 20, "done": 0, "replies": 20}
+
+
+async def test_a_row_the_database_refuses_fails_only_its_own_message(url: str) -> None:
+    """A NUL character is refused by PostgreSQL's text type: the group is run again one by one."""
+    async with open_store(url) as store:
+        results = await asyncio.gather(
+            *(
+                store.ingest(message(f"m{i}", text="bin\x00" if i == 3 else "bin"), Decider())
+                for i in range(10)
+            ),
+            return_exceptions=True,
+        )
+        assert isinstance(results[3], StoreError)
+        assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 3)
+        assert await store.counts() == {"open": 9, "done": 0, "replies": 9}
+
+
+async def test_in_one_group_a_sender_is_acknowledged_once_and_a_redelivery_is_a_duplicate(
+    url: str,
+) -> None:
+    def cooldown(state: SenderState, reference: str) -> Decision:
+        recent = state.last_ack_at is not None and NOW - state.last_ack_at < timedelta(hours=1)
+        return (no_reply() if recent else Decider())(state, reference)
+
+    async with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        await store.ingest(message("warm-up", sender="bob"), Decider())
+        before = store.commits
+        results = await asyncio.gather(
+            *(store.ingest(message(f"m{i % 3}"), cooldown) for i in range(6))
+        )
+        assert store.commits - before == 1
+    assert [r.duplicate for r in results] == [False, False, False, True, True, True]
+    assert [r.item for r in results[3:]] == [r.item for r in results[:3]]
+    assert [r.item.auto_reply is not None for r in results[:3]] == [True, False, False]
+
+
+async def test_two_processes_with_the_same_senders_in_opposite_orders_never_deadlock(
+    url: str,
+) -> None:
+    """Each group locks its senders in one order, whatever order its messages came in."""
+    senders = [f"s{i:02}" for i in range(40)]
+    async with open_store(url) as one, open_store(url) as two:
+        for round_ in range(5):
+            results = await asyncio.gather(
+                *(one.ingest(message(f"a{round_}-{s}", sender=s), Decider()) for s in senders),
+                *(
+                    two.ingest(message(f"b{round_}-{s}", sender=s), Decider())
+                    for s in reversed(senders)
+                ),
+            )
+            assert not any(r.duplicate for r in results)
+        assert await one.counts() == {"open": 400, "done": 0, "replies": 400}
+
+
+async def test_messages_arriving_while_a_group_is_written_go_in_the_next_one(url: str) -> None:
+    async with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        await store.ingest(message("warm-up"), Decider())
+        before = store.commits
+        first = asyncio.create_task(store.ingest(message("first"), Decider()))
+        await asyncio.sleep(0)  # the first group (of one) is being written now
+        rest = [asyncio.create_task(store.ingest(message(f"m{i}"), Decider())) for i in range(30)]
+        results = await asyncio.gather(first, *rest)
+        assert store.commits - before == 2  # a second group at once, not thirty transactions
+        assert [r.item.platform_id for r in results] == ["first"] + [f"m{i}" for i in range(30)]
+        assert await store.counts() == {"open": 32, "done": 0, "replies": 32}
+
+
+async def test_closing_stores_the_messages_already_handed_over(url: str) -> None:
+    store = open_store(url)
+    await store.__aenter__()
+    ingests = [asyncio.create_task(store.ingest(message(f"m{i}"), Decider())) for i in range(40)]
+    await asyncio.sleep(0)
+    await store.__aexit__(None, None, None)
+    assert all(not r.duplicate for r in await asyncio.gather(*ingests))
+    async with open_store(url) as again:
+        assert await again.counts() == {"open": 40, "done": 0, "replies": 40}
