@@ -270,7 +270,8 @@ def fallback_year(nation: str, year: int) -> dict[date, str]:
 
 @cache
 def _countries() -> dict[str, list[str]]:
-    return _package().list_supported_countries(include_aliases=False)
+    countries: dict[str, list[str]] = _package().list_supported_countries(include_aliases=False)
+    return countries
 
 
 def _country_loader(country: str, subdiv: str) -> Callable[[int], Mapping[date, str]]:
