@@ -93,6 +93,16 @@ _PURE = (
 _BY_MINUTE = frozenset({"when", "time", "day", "date", "weekday"})
 _DATED = frozenset({"when", "day", "date"})
 _MISSING = object()
+_MINUTE = object()  # marks a time counted by its minute in a memo key
+
+
+def _day_around(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime, date]:
+    """The local date of `now`, and instants from and before which it is that date (at most
+    the whole day: where midnight is skipped or repeated, a later instant is looked up again)."""
+    today = now.astimezone(tz).date()
+    start = datetime.combine(today, time(0), tz)
+    end = datetime.combine(today + timedelta(days=1), time(0), tz)
+    return start, end, today
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +213,7 @@ class Responses:
         ] = {}
         self._memo: dict[tuple[Any, ...], str] = {}
         self._sources: dict[tuple[str, str, str], str] = {}
+        self._today: tuple[datetime, datetime, date] | None = None  # see _memo_key
 
     # --- filters: how templates say times -----------------------------------------------------
 
@@ -325,26 +336,32 @@ class Responses:
         self, key: tuple[str, str, str], reads: _Reads, context: dict[str, Any]
     ) -> tuple[Any, ...] | None:
         """What the reply depends on, as a key for the memo; None if it cannot be one. Each
-        value with its type (True and 1 are equal keys but print differently) and a datetime
-        with its zone (equal instants print differently in two zones)."""
-        tz, get = self.timezone, context.get
+        value follows its type (True and 1 are equal keys but print differently), a datetime
+        its zone too (equal instants print differently in two zones). A time said to the
+        minute counts by its UTC minute, which is its local minute: every zone's offset has
+        been a whole number of minutes since 1972."""
+        get = context.get
         parts: list[Any] = [key]
         for name in reads.exact:
             value = get(name, _MISSING)
-            zone = value.tzinfo if isinstance(value, datetime) else None
-            parts.append((name, type(value), zone, value))
+            kind = value.__class__
+            parts += (kind, value, value.tzinfo) if kind is datetime else (kind, value)
         for name in reads.by_minute:
             value = get(name, _MISSING)
-            if type(value) is datetime and value.tzinfo is not None:
-                value = value.astimezone(tz).replace(second=0, microsecond=0, tzinfo=None)
-            parts.append((name, type(value), value))
+            if value.__class__ is datetime and value.tzinfo is not None:
+                parts += (_MINUTE, int(value.timestamp()) // 60)
+            else:
+                parts += (value.__class__, value)
         if reads.filtered:  # the filters read the language, and some of them today's date
             now = get("now")
-            if type(now) is not datetime or now.tzinfo is None:
+            if now.__class__ is not datetime or now.tzinfo is None:
                 return None
             parts.append(get("language", "en"))
             if reads.dated:
-                parts.append(now.astimezone(tz).date())
+                day = self._today
+                if day is None or not day[0] <= now < day[1]:
+                    day = self._today = _day_around(now, self.timezone)
+                parts.append(day[2])
         try:
             hash(memo := tuple(parts))
         except TypeError:
