@@ -75,9 +75,9 @@ VARIABLES: dict[str, str] = {
 }
 
 
-# Rendered replies kept for reuse (replies differ by team, template, time and name, so a few
-# thousand cover a busy minute; the memo is emptied when full).
-MEMO_SIZE = 4096
+# Rendered replies kept for reuse: they differ by template, channel, time to the minute and
+# name, so a thousand cover a busy minute, in under a megabyte; the memo is emptied when full.
+MEMO_SIZE = 1024
 
 # What a template may contain for its rendering to be a function of the variables it names
 # (and nothing else, such as a {% set %} or an {% include %} of another file): what the shipped
