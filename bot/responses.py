@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot import when
@@ -75,81 +74,6 @@ VARIABLES: dict[str, str] = {
 }
 
 
-# Rendered replies kept for reuse: they differ by template, channel, time to the minute and
-# name, so a thousand cover a busy minute, in under a megabyte; the memo is emptied when full.
-MEMO_SIZE = 1024
-
-# What a template may contain for its rendering to be a function of the variables it names
-# (and nothing else, such as a {% set %} or an {% include %} of another file): what the shipped
-# templates use, and expressions like them. Anything else is rendered every time.
-_PURE = (
-    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.If,
-    nodes.Not, nodes.And, nodes.Or, nodes.Filter, nodes.Test, nodes.Getattr, nodes.Getitem,
-    nodes.Compare, nodes.Operand, nodes.Concat, nodes.CondExpr, nodes.Tuple, nodes.List,
-)  # fmt: skip
-# Filters that say a time to the minute, or a day: two times in the same local minute read the
-# same through them. when, day and date also read today's date (from `now`) and all of them the
-# reply's language.
-_BY_MINUTE = frozenset({"when", "time", "day", "date", "weekday"})
-_DATED = frozenset({"when", "day", "date"})
-_MISSING = object()
-_MINUTE = object()  # marks a time counted by its minute in a memo key
-
-
-def _day_around(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime, date]:
-    """The local date of `now`, and instants from and before which it is that date (at most
-    the whole day: where midnight is skipped or repeated, a later instant is looked up again)."""
-    today = now.astimezone(tz).date()
-    start = datetime.combine(today, time(0), tz)
-    end = datetime.combine(today + timedelta(days=1), time(0), tz)
-    return start, end, today
-
-
-@dataclass(frozen=True, slots=True)
-class _Reads:
-    """What one template's output depends on: its variables, each exactly or only to the local
-    minute (a datetime shown only through _BY_MINUTE filters, or only tested for being there),
-    and whether it says a day relative to today."""
-
-    exact: tuple[str, ...]
-    by_minute: tuple[str, ...]
-    dated: bool
-    filtered: bool
-
-
-def _reads(source: str, env: jinja2.Environment) -> _Reads | None:
-    """_Reads of a template's source, or None when its output may depend on anything else."""
-    tree = env.parse(source)
-    exact: set[str] = set()
-    shown: set[str] = set()
-    dated = filtered = False
-    todo: list[tuple[nodes.Node, nodes.Node | None]] = [(tree, None)]
-    while todo:
-        node, parent = todo.pop()
-        if not isinstance(node, _PURE):
-            return None
-        if isinstance(node, nodes.Filter):
-            if node.name not in env.filters or node.name == "random":
-                return None
-            filtered = filtered or node.name in _BY_MINUTE
-            dated = dated or node.name in _DATED
-        if isinstance(node, nodes.Name):
-            if node.ctx != "load":
-                return None
-            minute = (
-                isinstance(parent, nodes.Filter)
-                and parent.name in _BY_MINUTE
-                and parent.node is node
-                and not parent.args
-                and not parent.kwargs
-            ) or (isinstance(parent, (nodes.If, nodes.CondExpr)) and parent.test is node)
-            (shown if minute else exact).add(node.name)
-        todo.extend((child, node) for child in node.iter_child_nodes())
-    if "now" in shown:  # used as it is, not only through the filters: to the microsecond
-        exact.add("now")
-    return _Reads(tuple(sorted(exact)), tuple(sorted(shown - exact)), dated, filtered)
-
-
 def weekly_as_times(weekly: Sequence[Sequence[TimeRange]]) -> dict[int, list[tuple[time, time]]]:
     def t(minutes: int) -> time:
         minutes %= 24 * 60
@@ -188,11 +112,10 @@ class Responses:
         self.dirs = tuple(dirs)
         self.shipped = shipped
         self.timezone = timezone
-        layers: dict[str, jinja2.BaseLoader] = {
+        layers = {
             "own": jinja2.FileSystemLoader([str(d) for d in self.dirs]),
             "shipped": jinja2.FileSystemLoader(str(shipped)),
         }
-        self._layers = layers
         self.env = SandboxedEnvironment(
             loader=jinja2.PrefixLoader(layers),
             undefined=jinja2.StrictUndefined,
@@ -208,12 +131,7 @@ class Responses:
         self._cache: dict[tuple[str, str, str], jinja2.Template] = {}
         # for render: each template with its globals as a plain dict, which a new context
         # copies the keys of far faster than the ChainMap the template holds
-        self._ready: dict[
-            tuple[str, str, str], tuple[jinja2.Template, dict[str, Any], _Reads | None]
-        ] = {}
-        self._memo: dict[tuple[Any, ...], str] = {}
-        self._sources: dict[tuple[str, str, str], str] = {}
-        self._today: tuple[datetime, datetime, date] | None = None  # see _memo_key
+        self._ready: dict[tuple[str, str, str], tuple[jinja2.Template, dict[str, Any]]] = {}
 
     # --- filters: how templates say times -----------------------------------------------------
 
@@ -279,23 +197,13 @@ class Responses:
                 for file in (f"{name}.{channel}.txt", f"{name}.txt"):
                     tried.append(f"{layer}/{language}/{file}")
                     try:
-                        template, source = self._load(layer, f"{language}/{file}")
+                        template = self.env.get_template(tried[-1])
                     except jinja2.TemplateNotFound:
                         continue
                     self._cache[key] = template
-                    self._sources[key] = source
                     return template
             raise jinja2.TemplateNotFound(f"{language}/{name}.txt", ", ".join(tried))
         return template
-
-    def _load(self, layer: str, name: str) -> tuple[jinja2.Template, str]:
-        """A template of one layer compiled, as Environment.get_template would (without its
-        cache: find() keeps its own), with its source, which render() reads once to know
-        what the reply depends on."""
-        env = self.env
-        source, filename, uptodate = self._layers[layer].get_source(env, name)
-        code = env.compile(source, name, filename)
-        return env.template_class.from_code(env, code, env.make_globals(None), uptodate), source
 
     def source(self, language: str, name: str, channel: str) -> Path | None:
         """The file a reply in `language` on `channel` would use, or None if there is none."""
@@ -310,63 +218,15 @@ class Responses:
         ready = self._ready.get(key)
         if ready is None:
             template = self.find(language, name, channel)
-            source = self._sources.get(key)
-            reads = _reads(source, self.env) if source is not None else None
-            ready = self._ready[key] = (template, dict(template.globals), reads)
-        template, globals_, reads = ready
-        memo = self._memo_key(key, reads, context) if reads is not None else None
-        if memo is not None:
-            said = self._memo.get(memo)
-            if said is not None:
-                return said
+            ready = self._ready[key] = (template, dict(template.globals))
+        template, globals_ = ready
         # What template.new_context(context, shared=True) makes, without two calls on the way:
         # shared uses `context` as it is instead of copying it over the environment's globals,
         # a third of the cost of a render. Templates have no use for those globals, and `check`
         # renders through here too, so a template that tried would fail there.
         env = self.env
         run = env.context_class(env, context, template.name, template.blocks, globals_)
-        said = env.concat(template.root_render_func(run)).strip()
-        if memo is not None:
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            self._memo[memo] = said
-        return said
-
-    def _memo_key(
-        self, key: tuple[str, str, str], reads: _Reads, context: dict[str, Any]
-    ) -> tuple[Any, ...] | None:
-        """What the reply depends on, as a key for the memo; None if it cannot be one. Each
-        value follows its type (True and 1 are equal keys but print differently), a datetime
-        its zone too (equal instants print differently in two zones). A time said to the
-        minute counts by its UTC minute, which is its local minute: every zone's offset has
-        been a whole number of minutes since 1972."""
-        get = context.get
-        parts: list[Any] = [key]
-        for name in reads.exact:
-            value = get(name, _MISSING)
-            kind = value.__class__
-            parts += (kind, value, value.tzinfo) if kind is datetime else (kind, value)
-        for name in reads.by_minute:
-            value = get(name, _MISSING)
-            if value.__class__ is datetime and value.tzinfo is not None:
-                parts += (_MINUTE, int(value.timestamp()) // 60)
-            else:
-                parts += (value.__class__, value)
-        if reads.filtered:  # the filters read the language, and some of them today's date
-            now = get("now")
-            if now.__class__ is not datetime or now.tzinfo is None:
-                return None
-            parts.append(get("language", "en"))
-            if reads.dated:
-                day = self._today
-                if day is None or not day[0] <= now < day[1]:
-                    day = self._today = _day_around(now, self.timezone)
-                parts.append(day[2])
-        try:
-            hash(memo := tuple(parts))
-        except TypeError:
-            return None
-        return memo
+        return env.concat(template.root_render_func(run)).strip()
 
     def names(self, language: str) -> set[str]:
         """Every template with a plain version (`<name>.txt`) for a language.

@@ -129,31 +129,3 @@ def test_a_folder_named_in_the_rules_must_exist(tmp_path: Path) -> None:
     with pytest.raises(RulesError) as caught:
         load(rules_in(tmp_path, 'responses = "replies"\n'))
     assert "organisation.responses: folder 'replies' not found" in str(caught.value.problems[0])
-
-
-def test_replies_kept_for_reuse_still_follow_everything_they_say(tmp_path: Path) -> None:
-    """A rendered reply is reused for the next message that would get the same words: never
-    for one whose time to the second, name, or a later day would change them."""
-    own(
-        tmp_path,
-        "en/out-of-hours.txt",
-        "{{ now }} {{ name or '' }} back{% if opens_at %} {{ opens_at|when }}{% endif %}",
-    )
-    triage = load(rules_in(tmp_path))
-    said = []
-    for seconds, name in ((0, "Jo"), (0, "Jo"), (1, "Jo"), (1, "Sam")):
-        at = SUNDAY_NIGHT.replace(second=seconds)
-        message = Message("web", "p1", "s1", "hello", at, sender_name=name)
-        said.append(triage.decide(message).reply)
-    assert said[0] == said[1] == "2027-07-04 21:00:00+00:00 Jo back 9am tomorrow"
-    assert said[2] == "2027-07-04 21:00:01+00:00 Jo back 9am tomorrow"
-    assert said[3] == "2027-07-04 21:00:01+00:00 Sam back 9am tomorrow"
-    # the same reply-by minute, a day later: "tomorrow" is now a date
-    message = Message("web", "p1", "s1", "hello", SUNDAY_NIGHT.replace(day=3))
-    assert triage.decide(message).reply == "2027-07-03 21:00:00+00:00  back 9am on Monday 5 July"
-
-
-def test_a_template_with_a_random_part_is_rendered_afresh_each_time(tmp_path: Path) -> None:
-    own(tmp_path, "en/out-of-hours.txt", "{{ ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']|random }}")
-    triage = load(rules_in(tmp_path))
-    assert len({reply(triage, "web") for _ in range(20)}) > 1
