@@ -19,7 +19,12 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 _ENCODE = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
-def _stamp(created: float, latest: list[tuple[int, str]] = [(-1, "")]) -> str:  # noqa: B006
+# The last second _stamp formatted, and its text: one slot, replaced whole, so two threads
+# logging at once at worst format the same second twice.
+_LATEST: list[tuple[int, str]] = [(-1, "")]
+
+
+def _stamp(created: float) -> str:
     """datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"), the second's
     part worked out once a second (a server logs a line a message). The microseconds are
     rounded half to even as fromtimestamp rounds them, then cut to milliseconds."""
@@ -27,10 +32,10 @@ def _stamp(created: float, latest: list[tuple[int, str]] = [(-1, "")]) -> str:  
     second, micro = int(whole), round(fraction * 1e6)
     if micro >= 1_000_000:
         second, micro = second + 1, micro - 1_000_000
-    seen, text = latest[0]
+    seen, text = _LATEST[0]
     if seen != second:
         text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        latest[0] = second, text
+        _LATEST[0] = second, text
     return f"{text}.{micro // 1000:03d}+00:00"
 
 
