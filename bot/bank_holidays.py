@@ -22,9 +22,8 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import cache
 from importlib import resources
+from types import ModuleType
 from typing import Any
-
-import holidays
 
 # The UK nations gov.uk publishes, with the holidays package's subdivision for each.
 UK_NATIONS: dict[str, tuple[str, str]] = {
@@ -224,6 +223,14 @@ def _uk_loader(nation: str) -> Callable[[int], Mapping[date, str]]:
     return load
 
 
+def _package() -> ModuleType:
+    """The holidays package, imported on first use: gov.uk's file covers the years a UK desk
+    needs, and the package (with dateutil) is about 5 MB of memory a process never uses then."""
+    import holidays
+
+    return holidays
+
+
 def fallback_year(nation: str, year: int) -> dict[date, str]:
     """One year of a UK nation's bank holidays from the holidays package, as gov.uk would list it.
 
@@ -238,7 +245,7 @@ def fallback_year(nation: str, year: int) -> dict[date, str]:
       substitute takes the name, as gov.uk has done since 2023.
     """
     subdiv = UK_NATIONS[nation][0]
-    source = holidays.country_holidays("GB", subdiv=subdiv, years=year, language="en_GB")
+    source = _package().country_holidays("GB", subdiv=subdiv, years=year, language="en_GB")
     entries = {day: source.get_list(day) for day in source if day.year == year}
     substituted = {
         name.removesuffix(_OBSERVED)
@@ -263,10 +270,12 @@ def fallback_year(nation: str, year: int) -> dict[date, str]:
 
 @cache
 def _countries() -> dict[str, list[str]]:
-    return holidays.list_supported_countries(include_aliases=False)
+    countries: dict[str, list[str]] = _package().list_supported_countries(include_aliases=False)
+    return countries
 
 
 def _country_loader(country: str, subdiv: str) -> Callable[[int], Mapping[date, str]]:
+    holidays = _package()
     cls = getattr(holidays, country)
     # English names where the package has them ("en_IE" for Ireland), else its own language.
     default: str = cls.default_language or ""
@@ -336,6 +345,7 @@ def _suggestion(spec: str) -> str:
 
 def _alias(code: str) -> str:
     """A three-letter country code as the two-letter one, when the holidays package knows it."""
+    holidays = _package()
     if len(code) == 3 and code in holidays.list_supported_countries(include_aliases=True):
         try:
             return str(holidays.country_holidays(code).country)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from datetime import UTC, datetime
@@ -14,11 +15,34 @@ from datetime import UTC, datetime
 # Attributes every LogRecord has; anything else was passed in `extra` and is worth printing.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
+# Made once: json.dumps with these options builds an encoder for every call, a line a message.
+_ENCODE = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
+# The last second _stamp formatted, and its text: one slot, replaced whole, so two threads
+# logging at once at worst format the same second twice.
+_LATEST: list[tuple[int, str]] = [(-1, "")]
+
+
+def _stamp(created: float) -> str:
+    """datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"), the second's
+    part worked out once a second (a server logs a line a message). The microseconds are
+    rounded half to even as fromtimestamp rounds them, then cut to milliseconds."""
+    fraction, whole = math.modf(created)
+    second, micro = int(whole), round(fraction * 1e6)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    seen, text = _LATEST[0]
+    if seen != second:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _LATEST[0] = second, text
+    return f"{text}.{micro // 1000:03d}+00:00"
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
-            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "at": _stamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -28,7 +52,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             out["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return _ENCODE(out)
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -71,6 +95,11 @@ def setup(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("LOG_LEVEL") or "INFO").upper())
+    # What JsonFormatter never prints, not gathered for every record either: the caller's file
+    # and line (a walk up the stack), the thread and the process (the logging HOWTO's
+    # "Optimization" section names these switches).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # Libraries that would log secrets: httpx logs each request's URL, and Telegram's URLs
     # carry the bot token; oauthlib logs X's consumer key and access token when signing.

@@ -85,8 +85,16 @@ def _babel_names(locale: str) -> tuple[list[str], list[str], list[str]]:
     )
 
 
+# Babel's en_GB names, written out: reading Babel's locale data costs a process about 1.5 MB
+# and is only needed for Welsh (tests/test_when.py checks these against Babel).
+ENGLISH_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+ENGLISH_SHORT_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+ENGLISH_MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August",
+                  "September", "October", "November", "December")  # fmt: skip
+
+
 def _english() -> _Words:
-    days, short, months = _babel_names("en_GB")
+    days, short, months = ENGLISH_DAYS, ENGLISH_SHORT_DAYS, ENGLISH_MONTHS
     return _Words(
         times=_times("am", "pm", "midday", "midnight"),
         days=tuple(days),

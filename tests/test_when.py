@@ -283,3 +283,16 @@ def test_say_hours_sorts_ranges_and_refuses_bad_days() -> None:
     assert say_hours({0: list(reversed(SPLIT))}, "en") == "Monday 9am to 12:30pm and 1:30pm to 5pm"
     with pytest.raises(ValueError, match=r"\[7\]"):
         say_hours({7: NINE_TO_FIVE}, "en")
+
+
+def test_the_english_names_written_out_are_babels() -> None:
+    """English days and months are written out (Babel's locale data is only read for Welsh):
+    they must stay exactly what Babel's en_GB says."""
+    from bot.when import ENGLISH_DAYS, ENGLISH_MONTHS, ENGLISH_SHORT_DAYS, _babel_names
+
+    days, short, months = _babel_names("en_GB")
+    assert (list(ENGLISH_DAYS), list(ENGLISH_SHORT_DAYS), list(ENGLISH_MONTHS)) == (
+        days,
+        short,
+        months,
+    )
