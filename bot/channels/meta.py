@@ -242,6 +242,17 @@ def _regain(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+async def _answer(response: aiohttp.ClientResponse) -> Any:
+    """The Graph API's JSON answer; TryLater / Undeliverable / NeedsFix if it is an error."""
+    try:
+        answer = await response.json(content_type=None)
+    except ValueError:
+        answer = None
+    if response.status >= 400 or (isinstance(answer, dict) and "error" in answer):
+        raise failure(response.status, answer, response.headers)
+    return answer
+
+
 class Graph:
     """The Graph API at one base URL, with one token, on one aiohttp session."""
 
@@ -283,12 +294,7 @@ class Graph:
         url = f"{self.settings.graph_url}/{GRAPH_VERSION}/{path}"
         try:
             async with self._session.get(url, params=params) as response:
-                try:
-                    answer = await response.json(content_type=None)
-                except ValueError:
-                    answer = None
-                if response.status >= 400 or (isinstance(answer, dict) and "error" in answer):
-                    raise failure(response.status, answer, response.headers)
+                answer = await _answer(response)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TryLater(self.settings.redact(f"Graph API unreachable: {exc!r}")) from None
         return answer if isinstance(answer, dict) else {}
@@ -304,12 +310,7 @@ class Graph:
         url = f"{self.settings.graph_url}/{GRAPH_VERSION}/{path}"
         try:
             async with self._session.post(url, json=body) as response:
-                try:
-                    answer = await response.json(content_type=None)
-                except ValueError:
-                    answer = None
-                if response.status >= 400 or (isinstance(answer, dict) and "error" in answer):
-                    raise failure(response.status, answer, response.headers)
+                answer = await _answer(response)
         except (TimeoutError, aiohttp.ServerDisconnectedError) as exc:
             if once:
                 raise MaybePosted(
