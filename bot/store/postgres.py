@@ -112,8 +112,8 @@ async def _kept(conn: asyncpg.Connection) -> None:
     """A connection going back to the pool is kept as it is (asyncpg has already rolled back any
     transaction left open). asyncpg's own reset would be one more round trip, of four
     statements, after every call: it undoes session state (LISTEN, SET, cursors outside a
-    transaction, advisory locks) that this store never leaves behind; the migrations' advisory
-    lock is released, or its connection closed, before the connection goes back."""
+    transaction, advisory locks) that this store never leaves behind (the migrations' advisory
+    lock is taken on a connection of their own, never one of the pool's)."""
 
 
 class PostgresStore(PostgresAnnouncements):
@@ -203,34 +203,36 @@ class PostgresStore(PostgresAnnouncements):
         """Apply the migrations this database lacks.
 
         An advisory lock makes processes that start together take turns: the first applies,
-        the others find nothing left to do.
+        the others find nothing left to do. It runs on a connection of its own, closed after,
+        so the session's lock can never go back to the pool, and without the pool's statement
+        timeout: a migration of a large table, or a turn behind another process's, may take
+        longer than a query should.
         """
         migrations = queries.migrations("postgresql")
         latest = migrations[-1][0]
-
-        async def run(conn: Conn) -> None:
+        try:
+            conn = await asyncpg.connect(self.url, timeout=self.timeout)
+        except _UNAVAILABLE as e:
+            raise self._error("migrate", e) from e
+        try:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            await conn.execute(_MIGRATIONS_TABLE)
+            current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            if queries.pending(current, latest, redact(self.url), apply=self.auto_migrate):
+                for version, name, sql in migrations[current:]:
+                    log.info("Applying migration %s", name)
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute(_MIGRATED, version)
+                    self.applied.append(name)
+        except _UNAVAILABLE as e:
+            raise self._error("migrate", e) from e
+        finally:  # ending the session ends the advisory lock
             try:
-                await conn.execute(_MIGRATIONS_TABLE)
-                current = await conn.fetchval(
-                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
-                )
-                if queries.pending(current, latest, redact(self.url), apply=self.auto_migrate):
-                    for version, name, sql in migrations[current:]:
-                        log.info("Applying migration %s", name)
-                        async with conn.transaction():
-                            await conn.execute(sql)
-                            await conn.execute(_MIGRATED, version)
-                        self.applied.append(name)
-            finally:
-                try:
-                    await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
-                except BaseException:  # the lock must not go back to the pool: see _kept
-                    conn.terminate()
-                    raise
-            self.schema_version = latest
-
-        await self._run("migrate", run)
+                await conn.close(timeout=self.timeout)
+            except BaseException:
+                conn.terminate()
+        self.schema_version = latest
 
     # Running work.
 
