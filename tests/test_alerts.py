@@ -149,7 +149,7 @@ async def test_a_possible_emergency_is_alerted_at_once_and_says_it_is_possible(
     harness: Harness,
 ) -> None:
     """Danger read between the lines, not certainly: the team on duty is asked to read it now."""
-    text = "my dad is acting really strange and keeps being sick"
+    text = "my dad has been sick a few times and seems a bit off"
     reference = await harness.message(text)
     item = await harness.state.store.get(reference)
     assert item is not None and item.possible and item.emergency is not None
