@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import regex
 
 
 @functools.cache
-def _cluster() -> Any:
+def _cluster() -> regex.Pattern[str]:
     import regex  # about 2 MB: only where a Bluesky or Mastodon length is counted
 
     return regex.compile(r"\X")
