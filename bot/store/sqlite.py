@@ -66,11 +66,11 @@ _q = queries.sqlite_placeholders
 
 _BY_KEY = _q(queries.BY_KEY)
 _BY_REFERENCE = _q(queries.BY_REFERENCE)
-# One round trip for what ingest needs to know first: is the message already stored, the next
-# id (only the writer writes, inside BEGIN IMMEDIATE, so it is ours to take), and the sender.
+# One round trip for what ingest needs to know first: is the message already stored, the
+# sender, and whether the reference drawn is taken. The new message's id is SQLite's to give
+# (NULL into an INTEGER PRIMARY KEY) and read back as the cursor's lastrowid.
 _BEFORE_INGEST = _q(
     """SELECT (SELECT id FROM messages WHERE channel = $1 AND platform_id = $2),
-    (SELECT COALESCE(MAX(id), 0) + 1 FROM messages),
     s.last_ack_at, s.last_ack_template, s.opted_out,
     EXISTS (SELECT 1 FROM messages WHERE reference = $4)
 FROM (SELECT 1) LEFT JOIN senders s ON s.channel = $1 AND s.sender = $3"""
@@ -93,9 +93,11 @@ def to_text(at: datetime | None) -> str | None:
     """Fixed-width UTC text, so that text order is time order."""
     if at is None:
         return None
-    if at.utcoffset() is None:
-        raise ValueError(f"Datetime {at!r} has no time zone; the store keeps aware UTC only.")
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if at.tzinfo is not UTC:  # the clock's own datetimes are UTC already: skip the conversion
+        if at.utcoffset() is None:
+            raise ValueError(f"Datetime {at!r} has no time zone; the store keeps aware UTC only.")
+        at = at.astimezone(UTC)
+    return at.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" becomes "Z"
 
 
 @overload
@@ -179,13 +181,18 @@ def _found(conn: sqlite3.Connection, reference: str) -> QueueItem:
 
 
 def _ingest(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Cursor,
     message: Message,
     decide: Callable[[SenderState, str], Decision],
     draw: Callable[[], str],
+    received: str,
 ) -> Ingested:
+    """Store one message with its decision, inside the writer's transaction.
+
+    `conn`: one cursor for all the statements (a cursor made for each costs more than a short
+    statement's own work); `received`: the message's received_at as to_text gives it."""
     reference = draw()
-    existing, item_id, last_ack_at, last_template, opted_out, taken = conn.execute(
+    existing, last_ack_at, last_template, opted_out, taken = conn.execute(
         _BEFORE_INGEST, (message.channel, message.platform_id, message.sender, reference)
     ).fetchone()
     if existing is not None:
@@ -197,11 +204,10 @@ def _ingest(
         taken = conn.execute(_REFERENCE_TAKEN, (reference,)).fetchone()[0]
     state = SenderState(from_text(last_ack_at), last_template, bool(opted_out))
     d = decide(state, reference)
-    received = to_text(message.received_at)
-    conn.execute(
+    inserted = conn.execute(
         _INSERT_MESSAGE,
         (
-            item_id,
+            None,  # ?1, the id: SQLite's next
             reference,
             message.channel,
             message.platform_id,
@@ -224,6 +230,8 @@ def _ingest(
             message.thread,
         ),
     )
+    item_id = inserted.lastrowid
+    assert item_id is not None  # set by every INSERT into a rowid table
     if message.original is not None:
         conn.execute(_INSERT_ORIGINAL, (item_id, message.original))
     if d.reply is not None:
@@ -570,8 +578,10 @@ class SQLiteStore(SQLiteAnnouncements):
     async def ingest(
         self, message: Message, decide: Callable[[SenderState, str], Decision]
     ) -> Ingested:
-        to_text(message.received_at)  # a naive datetime fails here, not in the writer
-        return await self._write(lambda conn: _ingest(conn, message, decide, self.new_reference))
+        received = to_text(message.received_at)  # a naive datetime fails here, not in the writer
+        return await self._write(
+            lambda conn: _ingest(conn.cursor(), message, decide, self.new_reference, received)
+        )
 
     async def get(self, reference: str) -> QueueItem | None:
         return await self._read(lambda conn: _get(conn, reference))
