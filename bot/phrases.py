@@ -336,8 +336,8 @@ class PhraseGroup:
         self._shift = max((len(s._phrases) for s in self._sets), default=0).bit_length()
         reached: dict[str, list[tuple[int, tuple[_Group, ...]]]] = {}
         for n, phrases in enumerate(self._sets):
-            made = phrases._made if phrases._made is not None else phrases._make_index()
-            for key, groups in made.items():
+            own = phrases._made if phrases._made is not None else phrases._make_index()
+            for key, groups in own.items():
                 reached.setdefault(key, []).append((n << self._shift, groups))
         for key in [k for k in reached if _stem_of(k, STOP) in reached]:
             # A message with the word has its stem's key too: when that key reaches every group
