@@ -108,6 +108,7 @@ class Schedule:
         # The span of time around the last instant asked about in which no shift starts or ends
         # and the local date stays the same: see outlook(). One slot, replaced whole.
         self._window: _Window | None = None
+        self._midnights: dict[date, datetime] = {}  # the UTC instant a local date ends
         self.ever_staffed = any(self.weekly) or any(s.ranges for s in self.special.values())
 
     # --- laying ranges onto dates -------------------------------------------------------------
@@ -223,8 +224,10 @@ class Schedule:
         if not self.ever_staffed:
             return False, None, None
         window = self._window
+        rest: Iterator[Shift] | None = None
         if window is None or not window.start <= at < window.end:
-            window = self._window = self._window_at(at)
+            window, rest = self._window_at(at)
+            self._window = window
         first = window.first
         if first is None:
             return False, None, None
@@ -232,50 +235,47 @@ class Schedule:
         opens_at = None if staffed else first.start
         if promise is None:
             return staffed, opens_at, None
+        minutes = promise.amount * (60 if promise.unit == "hours" else 1)
         if staffed and promise.unit != "days":
             # what _accumulate finds at once when the promise ends within the shift under way
-            amount = timedelta(minutes=promise.amount * (60 if promise.unit == "hours" else 1))
-            if amount <= first.end - at:
-                return staffed, opens_at, at + amount
+            if timedelta(minutes=minutes) <= first.end - at:
+                return staffed, opens_at, at + timedelta(minutes=minutes)
         elif promise in window.due:  # closed, or in working days: the same all window long
             return staffed, opens_at, window.due[promise]
-        due = self._due(at, promise)
+        rest = rest or self.shifts_from(at)
+        if promise.unit == "days":
+            due = self._nth_day(rest, promise.amount)
+        else:
+            due = self._accumulate(rest, at, timedelta(minutes=minutes))
         if not staffed or promise.unit == "days":
             window.due[promise] = due
         return staffed, opens_at, due
 
-    def _window_at(self, at: datetime) -> _Window:
-        """The window around `at`: from it to the next start or end of a shift, or the next
-        local midnight (shifts_from starts from the local date), whichever comes first.
+    def _window_at(self, at: datetime) -> tuple[_Window, Iterator[Shift]]:
+        """The window from `at` to the next start or end of a shift, or to the next local
+        midnight (shifts_from starts from the local date), whichever comes first; and the shifts
+        not yet ended at `at`, as shifts_from gives them, for the rest of the walk.
 
-        Within it the shifts not yet ended are the same ones, so whether the desk is staffed,
-        when it opens next, and a promise due when it is closed or in working days are too.
+        Within the window the shifts not yet ended are the same ones, so whether the desk is
+        staffed, when it opens next, and a promise due when closed or in working days are too.
         """
-        tomorrow = datetime.combine(self.local_date(at) + _ONE_DAY, time.min)
-        end = self._to_utc(tomorrow)
-        first = None
-        for shift in self.shifts_from(at):  # in order of start: a later one cannot end sooner
+        day = self.local_date(at)
+        end = self._midnights.get(day)
+        if end is None:
+            if len(self._midnights) > 1024:
+                self._midnights.clear()
+            end = self._midnights[day] = self._to_utc(datetime.combine(day + _ONE_DAY, time.min))
+        shifts = self.shifts_from(at)
+        seen: list[Shift] = []
+        for shift in shifts:  # in order of start: a later one cannot start or end sooner
+            seen.append(shift)
             if shift.start >= end:
                 break
-            first = first or shift
             if shift.start > at:
                 end = shift.start
             end = min(end, shift.end)
-        if first is None:  # none starts before the window's end: look further for the next
-            first = next(self.shifts_from(at), None)
-        return _Window(at, max(end, at + _TICK), first, {})
-
-    def _due(self, at: datetime, promise: Promise) -> datetime | None:
-        """When the promise falls due, the long way (outlook's third answer)."""
-        shifts = self.shifts_from(at)
-        first = next(shifts, None)
-        if first is None:
-            return None
-        rest = chain((first,), shifts)
-        if promise.unit == "days":
-            return self._nth_day(rest, promise.amount)
-        minutes = promise.amount * (60 if promise.unit == "hours" else 1)
-        return self._accumulate(rest, at, timedelta(minutes=minutes))
+        window = _Window(at, max(end, at + _TICK), seen[0] if seen else None, {})
+        return window, chain(seen, shifts)
 
     def add_working_time(self, at: datetime, amount: timedelta) -> datetime | None:
         """`at` plus `amount` of staffed time, counted in real elapsed time."""
