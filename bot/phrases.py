@@ -39,6 +39,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain, groupby
+from sys import intern
 from typing import Any, TypeVar
 
 from bot.wording import (
@@ -85,7 +86,7 @@ class _Word:
     forms: frozenset[str]  # stems that match, misspellings included
     spelt: frozenset[str] = frozenset()  # the word as written, and its misspellings
     prefix: str = ""  # for "word*"
-    keys: frozenset[str] = frozenset()  # look-up keys, as in _Token
+    keys: frozenset[str] = frozenset()  # look-up keys of a little word (else: see _keys)
     ending: str = ""  # "ing": "smashing" does not match "smashed"; "ed": "crushed" not "crush"
 
 
@@ -132,9 +133,27 @@ def _compile(text: str, emergency: bool = True) -> list[_Word]:
 @lru_cache(maxsize=8192)  # one _Word for each word, shared by every phrase and set that has it
 def _word(w: str, s: str, emergency: bool) -> _Word:
     spelt, forms = frozenset({w, *slips(w)}), frozenset({s, *slips(s)})
-    keys = frozenset({"=" + w, s}) if w in STOP else forms | {"=" + x for x in spelt}
+    keys = frozenset({"=" + w, s}) if w in STOP else frozenset()  # others': made when needed
     ending = next((e for e in ("ing", "ed") if w.endswith(e) and s != w), "")
     return _Word(forms, spelt, "", keys, ending if emergency else "")
+
+
+def _keys(w: _Word) -> frozenset[str]:
+    """A word's look-up keys, as in _Token: its forms, and "=" and each spelling. Made while
+    indexing, not kept with the word: they are most of its size, and the index has them."""
+    if w.keys or w.prefix:
+        return w.keys
+    return w.forms.union([intern("=" + x) for x in w.spelt])
+
+
+def _order(words: Sequence[_Word]) -> list[_Word]:
+    """A phrase's words but word*, the most telling first (see _rank)."""
+    return sorted((w for w in words if not w.prefix), key=_rank, reverse=True)
+
+
+def _merged(a: _Word, b: _Word) -> frozenset[str]:
+    """The keys kept for a word merged from two: a little word's keep those of both."""
+    return _keys(a) | _keys(b) if a.keys or b.keys else frozenset()
 
 
 def _rank(w: _Word) -> int:
@@ -163,29 +182,40 @@ class PhraseSet:
             if words and shape in compiled:
                 first, seen = compiled[shape]
                 merged = [
-                    _Word(a.forms, a.spelt | b.spelt, a.prefix, a.keys | b.keys, a.ending)
+                    _Word(a.forms, a.spelt | b.spelt, a.prefix, _merged(a, b), a.ending)
                     for a, b in zip(seen, words, strict=True)
                 ]
                 compiled[shape] = first, merged
             elif words:
                 compiled[shape] = text, words
         self._phrases: list[_Phrase] = []
-        # phrases by their least common word (a group for each), then their next least common
-        groups: dict[frozenset[str], tuple[list[int], dict[str, list[int]]]] = {}
         self._always: list[int] = []  # phrases of little words or word*: tried on every message
         for idx, (text, words) in enumerate(compiled.values()):
-            order = sorted((w for w in words if not w.prefix), key=_rank, reverse=True)
+            order = _order(words)
             negated = not words[0].spelt.isdisjoint(NEGATORS)
             simple = len(words) == 1 and not words[0].ending and not words[0].prefix
-            rest = tuple(w.keys for w in order[2:])
+            rest = tuple(_keys(w) for w in order[2:])
             self._phrases.append(_Phrase(text, tuple(words), negated, rest, simple))
             if not order or order[0].spelt & STOP:
                 self._always.append(idx)
+        # Its own index is made when find() is first called: the sets of rules.toml are matched
+        # through a PhraseGroup, whose index is merged from theirs, so they never keep one.
+        self._made: dict[str, tuple[_Group, ...]] | None = None
+        self._unless = PhraseSet(unless, emergency=False) if unless else None
+        self._emergency = emergency
+
+    def _make_index(self) -> dict[str, tuple[_Group, ...]]:
+        """The phrases by their least common word (a group for each), then their next."""
+        groups: dict[frozenset[str], tuple[list[int], dict[str, list[int]]]] = {}
+        always = set(self._always)
+        for idx, phrase in enumerate(self._phrases):
+            if idx in always:
                 continue
-            singles, pairs = groups.setdefault(order[0].keys, ([], {}))
+            order = _order(phrase.words)
+            singles, pairs = groups.setdefault(_keys(order[0]), ([], {}))
             if len(order) == 1:
                 singles.append(idx)
-            for second in order[1].keys if len(order) > 1 else ():
+            for second in _keys(order[1]) if len(order) > 1 else ():
                 pairs.setdefault(second, []).append(idx)
         index: dict[str, list[_Group]] = {}
         share: dict[Any, Any] = {}  # equal tuples and sets are kept once: most of the memory
@@ -194,10 +224,17 @@ class PhraseSet:
             group = _Group(tuple(singles), shared, _once(share, frozenset(shared)))
             for key in keys:
                 index.setdefault(key, []).append(group)
-        self._index = {key: _once(share, tuple(found)) for key, found in index.items()}
-        self._keys = self._index.keys()
-        self._unless = PhraseSet(unless, emergency=False) if unless else None
-        self._emergency = emergency
+        return {key: _once(share, tuple(found)) for key, found in index.items()}
+
+    @property
+    def _index(self) -> dict[str, tuple[_Group, ...]]:
+        if self._made is None:
+            self._made = self._make_index()
+        return self._made
+
+    @property
+    def _keys(self) -> KeysView[str]:
+        return self._index.keys()
 
     @property
     def keys(self) -> KeysView[str]:
@@ -299,7 +336,8 @@ class PhraseGroup:
         self._shift = max((len(s._phrases) for s in self._sets), default=0).bit_length()
         reached: dict[str, list[tuple[int, tuple[_Group, ...]]]] = {}
         for n, phrases in enumerate(self._sets):
-            for key, groups in phrases._index.items():
+            own = phrases._made if phrases._made is not None else phrases._make_index()
+            for key, groups in own.items():
                 reached.setdefault(key, []).append((n << self._shift, groups))
         for key in [k for k in reached if _stem_of(k, STOP) in reached]:
             # A message with the word has its stem's key too: when that key reaches every group

@@ -22,6 +22,7 @@ HORIZON_DAYS = 800
 # promise in working hours or days nearly always falls due within them.
 AHEAD_DAYS = 14
 _ONE_DAY = timedelta(days=1)
+_TICK = timedelta(microseconds=1)
 
 
 class HolidayCalendar(Protocol):
@@ -70,6 +71,18 @@ class ClosedDay:
     message: str | None = None  # a closure's extra sentence
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """From `start` to `end` no shift starts or ends and the local date is the same: `first`,
+    the first shift not yet ended, is too, and `due` holds promises due at the same instant
+    from anywhere in it."""
+
+    start: datetime
+    end: datetime
+    first: Shift | None
+    due: dict[Promise, datetime | None]
+
+
 class Schedule:
     """A weekly pattern of staffed ranges, with bank holidays, closures and special dates."""
 
@@ -92,6 +105,10 @@ class Schedule:
         self._closed: dict[tuple[date, date, str], tuple[ClosedDay, ...]] = {}
         self._ahead: dict[date, tuple[Shift, ...]] = {}
         self._until: dict[tuple[date, datetime, timedelta, str], tuple[ClosedDay, ...]] = {}
+        # The span of time around the last instant asked about in which no shift starts or ends
+        # and the local date stays the same: see outlook(). One slot, replaced whole.
+        self._window: _Window | None = None
+        self._midnights: dict[date, datetime] = {}  # the UTC instant a local date ends
         self.ever_staffed = any(self.weekly) or any(s.ranges for s in self.special.values())
 
     # --- laying ranges onto dates -------------------------------------------------------------
@@ -206,19 +223,59 @@ class Schedule:
         """
         if not self.ever_staffed:
             return False, None, None
-        shifts = self.shifts_from(at)
-        first = next(shifts, None)
+        window = self._window
+        rest: Iterator[Shift] | None = None
+        if window is None or not window.start <= at < window.end:
+            window, rest = self._window_at(at)
+            self._window = window
+        first = window.first
         if first is None:
             return False, None, None
         staffed = first.start <= at
         opens_at = None if staffed else first.start
         if promise is None:
             return staffed, opens_at, None
-        rest = chain((first,), shifts)
-        if promise.unit == "days":
-            return staffed, opens_at, self._nth_day(rest, promise.amount)
         minutes = promise.amount * (60 if promise.unit == "hours" else 1)
-        return staffed, opens_at, self._accumulate(rest, at, timedelta(minutes=minutes))
+        if staffed and promise.unit != "days":
+            # what _accumulate finds at once when the promise ends within the shift under way
+            if timedelta(minutes=minutes) <= first.end - at:
+                return staffed, opens_at, at + timedelta(minutes=minutes)
+        elif promise in window.due:  # closed, or in working days: the same all window long
+            return staffed, opens_at, window.due[promise]
+        rest = rest or self.shifts_from(at)
+        if promise.unit == "days":
+            due = self._nth_day(rest, promise.amount)
+        else:
+            due = self._accumulate(rest, at, timedelta(minutes=minutes))
+        if not staffed or promise.unit == "days":
+            window.due[promise] = due
+        return staffed, opens_at, due
+
+    def _window_at(self, at: datetime) -> tuple[_Window, Iterator[Shift]]:
+        """The window from `at` to the next start or end of a shift, or to the next local
+        midnight (shifts_from starts from the local date), whichever comes first; and the shifts
+        not yet ended at `at`, as shifts_from gives them, for the rest of the walk.
+
+        Within the window the shifts not yet ended are the same ones, so whether the desk is
+        staffed, when it opens next, and a promise due when closed or in working days are too.
+        """
+        day = self.local_date(at)
+        end = self._midnights.get(day)
+        if end is None:
+            if len(self._midnights) > 1024:
+                self._midnights.clear()
+            end = self._midnights[day] = self._to_utc(datetime.combine(day + _ONE_DAY, time.min))
+        shifts = self.shifts_from(at)
+        seen: list[Shift] = []
+        for shift in shifts:  # in order of start: a later one cannot start or end sooner
+            seen.append(shift)
+            if shift.start >= end:
+                break
+            if shift.start > at:
+                end = shift.start
+            end = min(end, shift.end)
+        window = _Window(at, max(end, at + _TICK), seen[0] if seen else None, {})
+        return window, chain(seen, shifts)
 
     def add_working_time(self, at: datetime, amount: timedelta) -> datetime | None:
         """`at` plus `amount` of staffed time, counted in real elapsed time."""

@@ -333,3 +333,29 @@ def test_a_group_of_mixed_sets_answers_as_its_sets_do(text: str) -> None:
 def test_a_group_of_mixed_sets(text: str, expected: tuple[int, str] | None) -> None:
     assert PhraseGroup(MIXED).first(prepare(text)) == expected
     assert one_set_at_a_time(text) == expected
+
+
+def test_the_shipped_rules_phrase_index_stays_small() -> None:
+    """The index of the shipped rules.toml is held by every server process (issue 16: memory
+    under load). Words' misspellings make most of it; a PhraseSet matched through a
+    PhraseGroup keeps no index of its own. Measured in a fresh process, from the rules' text to
+    a Triage ready to decide: 16 MB before that, under 12 MB after."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = (
+        "import tracemalloc, gc, pathlib\n"
+        "import bot.check, bot.triage\n"
+        "from bot.urgency import urgency\n"
+        "urgency()\n"
+        "tracemalloc.start()\n"
+        f"triage = bot.check.load(pathlib.Path({str(root / 'rules.toml')!r}))\n"
+        "gc.collect()\n"
+        "print(tracemalloc.get_traced_memory()[0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout.strip().splitlines()[-1]) < 13_000_000

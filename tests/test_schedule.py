@@ -312,3 +312,36 @@ def test_working_days_end_at_a_closing_time_on_a_staffed_day(at: datetime, n: in
     assert (local_due.hour, local_due.minute) in ((17, 0), (16, 30))
     staffed_days = {s.local_date(shift.start) for shift in s.shifts_from(at) if shift.start < due}
     assert len(staffed_days) == n + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    at=instants,
+    steps=st.lists(st.integers(-600, 3000), min_size=1, max_size=25),
+    days=weeks,
+    promise=st.sampled_from(["4 working hours", "30 working minutes", "2 working days"]),
+)
+def test_one_schedule_asked_again_and_again_answers_as_a_fresh_one(
+    at: datetime, steps: list[int], days: list[str], promise: str
+) -> None:
+    """outlook() remembers the span around the last instant in which no shift starts or ends:
+    asked at instants moving on (and now and then back), over closing times, midnights and clock
+    changes, it says what a schedule asked for the first time says."""
+    kept, due = _schedule_from(days), parse_promise(promise)
+    for step in steps:
+        at += timedelta(minutes=step, seconds=step % 7)
+        fresh = _schedule_from(days)
+        assert kept.outlook(at, due) == fresh.outlook(at, due)
+        assert kept.outlook(at, None) == fresh.outlook(at, None)
+
+
+@pytest.mark.parametrize("promise", ["4 working hours", "2 working days"])
+def test_the_remembered_span_ends_at_closing_time_and_at_midnight(promise: str) -> None:
+    s, due = schedule(), parse_promise(promise)
+    before, at_close = local("2026-11-26 16:59:59"), local("2026-11-26 17:00:00")
+    assert s.outlook(before, due)[0] is True
+    assert s.outlook(at_close, due) == schedule().outlook(at_close, due)
+    assert s.outlook(at_close, due)[:2] == (False, local("2026-11-27 09:00:00"))
+    late, early = local("2026-11-26 23:59:00"), local("2026-11-27 00:01:00")
+    assert s.outlook(late, due) == schedule().outlook(late, due)
+    assert s.outlook(early, due) == schedule().outlook(early, due)
