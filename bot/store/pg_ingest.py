@@ -1,15 +1,18 @@
 """Group commit for the PostgreSQL store: the messages that arrive together are stored together.
 
-Under load, ingest calls queue up (PostgresStore.ingest) and are written a group at a time, each
-group in one transaction of four round trips whatever its size (`BEGIN`; one statement that locks
-every sender of the group and reads what the decisions need; one statement that writes every
-message, reply, acknowledgement, outbox row and original; `COMMIT`), so one WAL flush covers the
-whole group. Alone, a message costs what it did before: the same four round trips.
+Under load, ingest calls queue up (PostgresStore.ingest) and are written a group at a time, so
+one WAL flush covers the whole group. A group goes first by the optimistic path (Optimistic), two
+round trips whatever its size: READ, which locks nothing, then the decisions in Python, then
+WRITE, one statement and so one transaction, which writes the messages of every sender whose row
+is still as READ found it. The jobs of a sender that another process changed in between go by
+the locking path (ingest_together), in one transaction of four round trips: `BEGIN`; BEFORE,
+which locks every sender of the group and reads what the decisions need; INSERT; `COMMIT`.
 
-Two processes (two dynos) may hold groups with senders in common. Each group locks its senders
-in one statement, sorted by (channel, sender), and takes no other lock before it has them all;
-its messages are then written sorted by (channel, platform_id). Waits therefore always go one
-way, and two groups never deadlock.
+Two processes (two dynos) may hold groups with senders in common. WRITE and BEFORE both lock
+their senders in one statement, sorted by (channel, sender), and take no other lock before they
+have them all; messages are then written sorted by (channel, platform_id). Waits therefore always
+go one way, and two groups never deadlock. Every ingest rewrites its senders' rows, so a row at
+the version READ saw (its xmin) is a row no other ingest has decided on since.
 
 A job whose decision raises fails alone: it is left out of the write. A row the database refuses
 fails the whole statement; the store then runs the group's jobs again one by one (see

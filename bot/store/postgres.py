@@ -1,9 +1,10 @@
 """The PostgreSQL store: the production queue, shared safely by several processes.
 
 Every call takes a connection from a small asyncpg pool for one transaction. Two processes may
-receive messages from the same sender at once, so ingest locks the sender's row first: the
-cooldown is read and written by one of them at a time, and a redelivered message (which has the
-same sender) finds the first delivery stored. When the database goes away, calls raise
+receive messages from the same sender at once, so a sender's row is written only by an ingest
+that holds its lock and finds it as it was when its cooldown was read (pg_ingest): the cooldown
+is read and written by one of them at a time, and a redelivered message (which has the same
+sender) finds the first delivery stored. When the database goes away, calls raise
 StoreError (the web channel answers 503); the pool reconnects by itself when it comes back.
 """
 
@@ -85,7 +86,9 @@ _CLAIM_DELIVERIES = queries.CLAIM_DELIVERIES.format(
 # Groups of ingests written at once (see PostgresStore.groups). With one, a group waiting on the
 # database left the server idle whenever every client was waiting in it or behind it; with two,
 # the messages that arrive meanwhile go at once: 1.1 to 1.7 times the rate under 50 clients in
-# three paired runs on the development machine, and a lower p99.
+# three paired runs on the development machine, and a lower p99. Four (the optimistic path holds
+# no connection while deciding) showed no clear gain over two in paired runs on a shared
+# machine, where the server's one core, not the database, was what limited the rate.
 GROUPS = 2
 # Tries of a group whose new reference another process took meanwhile (see _commit).
 REFERENCE_TRIES = 5
