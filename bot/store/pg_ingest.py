@@ -136,7 +136,9 @@ ORDER BY k.n"""
 # lock in the locking path's order, (channel, sender), and rewrites only the rows still at the
 # version read ("seen"; none for a sender that had no row); the messages of the other senders
 # are not written, and their jobs go through the locking path. A sender whose row was read but
-# has since been erased gets a blank row and loses too. Returns the ids of the messages stored
+# has since been erased gets a blank row and loses too. The count of s, evaluated once before
+# the first message is written, makes every sender lock come before any message is written,
+# whatever join the planner picks. Returns the ids of the messages stored
 # (id, NULL, NULL) and the senders that won (NULL, channel, sender).
 _SENDERS = len(_COLUMNS)
 WRITE = f"""WITH p AS (
@@ -158,7 +160,7 @@ ok AS (SELECT s.channel, s.sender FROM s JOIN p USING (channel, sender)
 i AS (
     SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, t in enumerate(_COLUMNS.values(), 1))})
         WITH ORDINALITY AS i ({", ".join(_COLUMNS)}, n)),
-w AS (SELECT i.* FROM i JOIN ok USING (channel, sender)),
+w AS (SELECT i.* FROM i JOIN ok USING (channel, sender) WHERE (SELECT count(*) FROM s) > 0),
 m AS (INSERT INTO messages ({_MESSAGE_COLUMNS})
     SELECT {_MESSAGE_COLUMNS} FROM w ORDER BY channel, platform_id
     ON CONFLICT (channel, platform_id) DO NOTHING RETURNING id),
