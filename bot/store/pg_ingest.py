@@ -123,13 +123,16 @@ g AS (INSERT INTO originals (message_id, content)
 SELECT id FROM m"""
 
 # The optimistic path (see Optimistic). Its read locks nothing: what each message needs to be
-# decided, and the version (xmin) of each sender's row, which every ingest rewrites.
+# decided, and the version (xmin) of each sender's row, which every ingest rewrites. Each
+# sender is looked up by its primary key (LATERAL ... LIMIT 1): before the first ANALYZE the
+# planner read the whole table into a hash instead, once a group.
 READ = f"""WITH k AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
         WITH ORDINALITY AS k (channel, platform_id, sender, reference, n))
 SELECT ({_STORED}), nextval('messages_id_seq'), s.last_ack_at, s.last_ack_template,
     coalesce(s.opted_out, false), ({_TAKEN}) IS NOT NULL, s.xmin::text
-FROM k LEFT JOIN senders s ON s.channel = k.channel AND s.sender = k.sender
+FROM k LEFT JOIN LATERAL (SELECT s.*, s.xmin FROM senders s
+    WHERE s.channel = k.channel AND s.sender = k.sender LIMIT 1) s ON true
 ORDER BY k.n"""
 
 # Its write: one statement, so one transaction and one round trip. It takes every sender's row
