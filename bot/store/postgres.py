@@ -1,9 +1,10 @@
 """The PostgreSQL store: the production queue, shared safely by several processes.
 
 Every call takes a connection from a small asyncpg pool for one transaction. Two processes may
-receive messages from the same sender at once, so ingest locks the sender's row first: the
-cooldown is read and written by one of them at a time, and a redelivered message (which has the
-same sender) finds the first delivery stored. When the database goes away, calls raise
+receive messages from the same sender at once, so a sender's row is written only by an ingest
+that holds its lock and finds it as it was when its cooldown was read (pg_ingest): the cooldown
+is read and written by one of them at a time, and a redelivered message (which has the same
+sender) finds the first delivery stored. When the database goes away, calls raise
 StoreError (the web channel answers 503); the pool reconnects by itself when it comes back.
 """
 
@@ -51,7 +52,15 @@ from bot.store import (
     rules_version_from_row,
 )
 from bot.store.announce_postgres import PostgresAnnouncements
-from bot.store.pg_ingest import MAX_BATCH, Job, Outcome, ReferenceTaken, aware, ingest_together
+from bot.store.pg_ingest import (
+    MAX_BATCH,
+    Job,
+    Optimistic,
+    Outcome,
+    ReferenceTaken,
+    aware,
+    ingest_together,
+)
 
 T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -77,7 +86,9 @@ _CLAIM_DELIVERIES = queries.CLAIM_DELIVERIES.format(
 # Groups of ingests written at once (see PostgresStore.groups). With one, a group waiting on the
 # database left the server idle whenever every client was waiting in it or behind it; with two,
 # the messages that arrive meanwhile go at once: 1.1 to 1.7 times the rate under 50 clients in
-# three paired runs on the development machine, and a lower p99.
+# three paired runs on the development machine, and a lower p99. Four (the optimistic path holds
+# no connection while deciding) showed no clear gain over two in paired runs on a shared
+# machine, where the server's one core, not the database, was what limited the rate.
 GROUPS = 2
 # Tries of a group whose new reference another process took meanwhile (see _commit).
 REFERENCE_TRIES = 5
@@ -137,6 +148,7 @@ class PostgresStore(PostgresAnnouncements):
         self._turns = asyncio.Semaphore(pool_size)
         self.new_reference: Callable[[], str] = new_reference  # draws a new message's reference
         self.commits = 0  # groups of ingests committed: for tests and measurements
+        self.lost = 0  # ingests whose optimistic write lost to another process (see _commit)
         self._pending: list[Job] = []  # ingests waiting for the next group
         self._flushers: set[asyncio.Task[None]] = set()
         # Groups of ingests in flight at once, each on a connection of its own; the pool's
@@ -303,27 +315,43 @@ class PostgresStore(PostgresAnnouncements):
         finally:
             self._flushers.discard(asyncio.current_task())
 
-    async def _commit(self, batch: list[Job]) -> list[Outcome]:
-        """Store a group in one transaction; a job that fails fails alone.
+    async def _commit(self, batch: list[Job], locked: bool = False) -> list[Outcome]:
+        """Store a group; a job that fails fails alone.
+
+        A group goes first by the optimistic path, in two round trips (see pg_ingest.Optimistic):
+        the jobs of a sender that another process changed between its read and its write go
+        again by the locking path, in one transaction that locks their senders before reading
+        them (`locked`), where no other process can change them until it commits.
 
         Another process may take a new message's reference between our check and our insert
         (each saw it free): the unique index refuses the whole group, which starts again,
         redrawing. A row the database refuses (bad data) also fails the whole statement: the
-        group's jobs then run again one by one, each in its own transaction, so that only that
-        job fails. When the database is not there, every job of the group fails at once.
+        group's jobs then run again one by one, so that only that job fails. When the database
+        is not there, every job of the group fails at once.
         """
         for _ in range(REFERENCE_TRIES):
             try:
-                outcomes = await self._transaction(
-                    lambda conn: ingest_together(conn, batch, self.new_reference)
-                )
+                if locked:
+                    outcomes = await self._transaction(
+                        lambda conn: ingest_together(conn, batch, self.new_reference)
+                    )
+                    self.commits += 1
+                    return outcomes
+                group = Optimistic(batch, self.new_reference)
+                await self._run("read from", group.read)
+                outcomes = await self._run("write to", group.write)
                 self.commits += 1
+                if group.lost:
+                    self.lost += len(group.lost)
+                    again = await self._commit([batch[n] for n in group.lost], locked=True)
+                    for n, outcome in zip(group.lost, again, strict=True):
+                        outcomes[n] = outcome
                 return outcomes
             except ReferenceTaken:
                 continue
             except StoreError as e:
                 if len(batch) > 1 and isinstance(e.__cause__, _ONE_ROW):
-                    return [(await self._commit([job]))[0] for job in batch]
+                    return [(await self._commit([job], locked))[0] for job in batch]
                 return [(None, e)] * len(batch)
             except Exception as e:  # a bug: every caller hears of it, none waits for ever
                 log.exception("Could not store a group of %d messages", len(batch))

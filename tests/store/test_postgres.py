@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -295,3 +296,95 @@ async def test_closing_stores_the_messages_already_handed_over(url: str) -> None
     assert all(not r.duplicate for r in await asyncio.gather(*ingests))
     async with open_store(url) as again:
         assert await again.counts() == {"open": 40, "done": 0, "replies": 40}
+
+
+def meanwhile(url: str, work: Callable[[PostgresStore], Awaitable[object]]) -> None:
+    """Another dyno does `work` now, to the end, while this one is between two awaits: its own
+    store and event loop, on a thread this one waits for."""
+
+    async def other() -> None:
+        async with open_store(url) as store:
+            assert isinstance(store, PostgresStore)
+            await work(store)
+
+    thread = threading.Thread(target=asyncio.run, args=(other(),))
+    thread.start()
+    thread.join()
+
+
+class Interrupted:
+    """A cooldown decision that, the first time it is asked, lets another dyno act first: a
+    decision made on the optimistic path, between its read and its write."""
+
+    def __init__(self, url: str, work: Callable[[PostgresStore], Awaitable[object]]) -> None:
+        self.url = url
+        self.work: Callable[[PostgresStore], Awaitable[object]] | None = work
+        self.states: list[SenderState] = []
+
+    def __call__(self, state: SenderState, reference: str) -> Decision:
+        self.states.append(state)
+        if self.work is not None:
+            work, self.work = self.work, None
+            meanwhile(self.url, work)
+        recent = state.last_ack_at is not None and NOW - state.last_ack_at < timedelta(hours=1)
+        return (no_reply() if recent else Decider())(state, reference)
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["new sender", "known sender"])
+async def test_a_sender_another_dyno_acknowledges_meanwhile_is_decided_again(
+    url: str, known: bool
+) -> None:
+    """The optimistic write finds alice's row changed since its read: her message is not written
+    on that state but decided again, locked, and she gets one reply in all."""
+    async with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        if known:  # her row exists, acknowledged long ago
+            old = message("old", sender="alice", at=NOW - timedelta(days=2))
+            await store.ingest(old, Decider())
+        other = Interrupted(url, lambda two: two.ingest(message("b1", sender="alice"), Decider()))
+        ours = await store.ingest(message("a1", sender="alice"), other)
+        assert store.lost == 1
+        assert other.states[0].last_ack_at == (NOW - timedelta(days=2) if known else None)
+        assert other.states[1].last_ack_at == NOW  # the other dyno's reply, read under the lock
+        assert not ours.duplicate and ours.item.auto_reply is None
+        assert await store.get(ours.item.reference) == ours.item
+        assert await store.counts() == {
+            "open": 3 if known else 2,
+            "done": 0,
+            "replies": 2 if known else 1,
+        }
+
+
+async def test_a_group_where_one_sender_loses_stores_the_others_at_once(url: str) -> None:
+    """Only the sender that changed goes by the locking path; a redelivery of its message in
+    the same group follows it there and answers with the same item."""
+    async with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        await store.ingest(message("warm-up", sender="zed"), Decider())
+        before = store.commits
+        other = Interrupted(url, lambda two: two.ingest(message("b1", sender="alice"), Decider()))
+        results = await asyncio.gather(
+            store.ingest(message("a1", sender="alice"), other),
+            *(store.ingest(message(f"m{i}", sender=f"s{i}"), Decider()) for i in range(5)),
+            store.ingest(message("a1", sender="alice"), other),
+        )
+        assert store.commits - before == 2  # the group, then alice's job, locked
+        assert store.lost == 2  # her message and its redelivery
+    assert [r.duplicate for r in results] == [False] + [False] * 5 + [True]
+    assert results[-1].item == results[0].item
+    assert results[0].item.auto_reply is None  # the other dyno replied to her first
+    assert all(r.item.auto_reply is not None for r in results[1:6])
+
+
+async def test_a_sender_erased_meanwhile_is_decided_again_on_a_blank_row(url: str) -> None:
+    async with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        await store.ingest(message("old", sender="alice", at=NOW - timedelta(minutes=5)), Decider())
+        other = Interrupted(url, lambda two: two.erase("web", "alice", NOW))
+        ours = await store.ingest(message("a1", sender="alice"), other)
+        assert store.lost == 1
+        assert other.states[0].last_ack_at is not None  # read before the erasure: cooldown
+        assert other.states[1] == SenderState()  # decided again on what is there now
+        assert ours.item.auto_reply is not None
+        senders = await sql(f"SELECT last_ack_at FROM {schema_of(url)}.senders")
+        assert [row["last_ack_at"] for row in senders] == [NOW]  # ours, not the erased one
