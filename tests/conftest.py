@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,13 @@ def copy_rules(tmp_path: Path, extra: str = "", replace: dict[str, str] | None =
     path = tmp_path / "rules.toml"
     path.write_text(text + extra, encoding="utf-8")
     return path
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], seconds: float = 10.0) -> None:
+    """Wait until `check` (plain or async) is true; a TimeoutError after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            done = check()
+            if await done if inspect.isawaitable(done) else done:
+                return
+            await asyncio.sleep(0.02)

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from bot.channels.bluesky import (
 from bot.models import Delivery, QueueItem
 from bot.outbox import Pace, Sender
 from bot.web import State, make_app
-from tests.conftest import Clock
+from tests.conftest import Clock, eventually
 from tests.fakes.bluesky import CHAT_PROXY, ME, FakeBluesky, profile
 from tests.test_inbox import act, add_people, log_in
 
@@ -45,12 +45,6 @@ def environment(fake: FakeBluesky, **extra: str) -> dict[str, str]:
         "BLUESKY_POLL_SECONDS": "0.1",
         **extra,
     }
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not await check():
-            await asyncio.sleep(0.02)
 
 
 @dataclass

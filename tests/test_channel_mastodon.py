@@ -5,7 +5,7 @@ the real rules, and the real sender loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from bot.channels.mastodon import (
 from bot.models import Delivery, QueueItem
 from bot.outbox import Pace, Sender
 from bot.web import State, make_app
-from tests.conftest import Clock
+from tests.conftest import Clock, eventually
 from tests.fakes.mastodon import FakeMastodon, account
 from tests.test_inbox import act, add_people, log_in
 
@@ -35,12 +35,6 @@ def environment(fake: FakeMastodon, **extra: str) -> dict[str, str]:
         "MASTODON_POLL_SECONDS": "0.1",
         **extra,
     }
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not await check():
-            await asyncio.sleep(0.02)
 
 
 @dataclass

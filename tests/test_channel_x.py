@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,19 +22,13 @@ from bot.models import Delivery, QueueItem
 from bot.outbox import Pace, Sender
 from bot.web import State
 from bot.xapi import XConfigError
-from tests.conftest import Clock, london
+from tests.conftest import Clock, eventually, london
 from tests.fakes.x import DUPLICATE, FakeX
 from tests.test_fake_x import SECRETS
 
 
 def environment(fake: FakeX, **extra: str) -> dict[str, str]:
     return {**SECRETS, "X_API_URL": fake.url, "X_POLL_SECONDS": "0.1", **extra}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not await check():
-            await asyncio.sleep(0.02)
 
 
 @dataclass

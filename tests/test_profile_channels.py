@@ -5,7 +5,7 @@ it publishes announcements on both."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from bot.check import load
 from bot.server import build_channels
 from bot.store import Store
 from bot.web import State
-from tests.conftest import Clock, copy_rules, london
+from tests.conftest import Clock, copy_rules, eventually, london
 from tests.fakes.bluesky import FakeBluesky
 from tests.fakes.mastodon import FakeMastodon
 from tests.test_channel_bluesky import environment as bluesky_env
@@ -31,12 +31,6 @@ def texts(state: State, now: datetime) -> tuple[str, str]:
 
 
 AVATAR = {"$type": "blob", "ref": {"$link": "bafkreiavatar"}, "mimeType": "image/png", "size": 9}
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def test_the_server_keeps_both_profiles_current_and_follows_the_rules(
