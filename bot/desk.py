@@ -11,6 +11,7 @@ rules.toml names.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +25,8 @@ SAID_ABOVE = "emergency-999"
 STAFFED_LOOKAHEAD = timedelta(days=8)  # a desk staffed around the clock has no "until"
 log = logging.getLogger("bot.desk")
 _Calls = tuple[tuple[str, ...], tuple[str, ...]]
-_CALLS: dict[tuple[int, str], tuple[Triage, _Calls]] = {}  # by the rules in force, and language
+# By the rules in force, then language; weak, so rules replaced by an edit are not kept alive.
+_CALLS: weakref.WeakKeyDictionary[Triage, dict[str, _Calls]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +94,9 @@ def desk(triage: Triage, now: datetime, language: str) -> Desk:
 def _calls(triage: Triage, now: datetime, language: str) -> _Calls:
     """The first paragraph of each emergency and redirect response the rules name, once each:
     the same words a message about it would be answered with."""
-    key = (id(triage), language)
-    cached = _CALLS.get(key)
-    if cached is not None and cached[0] is triage:
-        return cached[1]
+    by_language = _CALLS.setdefault(triage, {})
+    if language in by_language:
+        return by_language[language]
     rules = triage.rules
     schedule = rules.schedule_for(CHANNEL)
     message = Message(CHANNEL, "", "", "", now)
@@ -118,7 +119,5 @@ def _calls(triage: Triage, now: datetime, language: str) -> _Calls:
     emergencies = [c.response for c in rules.emergencies if c.response and c.response != SAID_ABOVE]
     redirects = [c.response for c in rules.redirects if c.response]
     found = (first_paragraphs(emergencies), first_paragraphs(redirects))
-    if len(_CALLS) > 64:  # one entry per rules version and language
-        _CALLS.clear()
-    _CALLS[key] = (triage, found)
+    by_language[language] = found
     return found

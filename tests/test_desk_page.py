@@ -6,8 +6,10 @@ England and Wales bank holidays, closed from 24 December 2026 to 1 January 2027.
 
 from __future__ import annotations
 
+import gc
 import html
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.check import load
+from bot.desk import desk
 from bot.store import Store
 from bot.web import State, make_app
-from tests.conftest import Clock, london
+from tests.conftest import Clock, copy_rules, london
 from tests.test_welsh import WELSH_NAME, english_on, welsh_rules
 
 Client = TestClient[web.Request, web.Application]
@@ -142,3 +145,14 @@ async def test_the_page_says_who_to_call_instead_from_the_rules(site: Client) ->
     cymraeg = await (await site.get("/cy/")).text()
     welsh_others = cymraeg[cymraeg.index("<details>") : cymraeg.index("</details>")]
     assert "0800 111 999" in welsh_others and "ffoniwch" in welsh_others
+
+
+def test_the_calls_are_remembered_only_while_their_rules_are_in_force(tmp_path: Path) -> None:
+    """Each rules edit makes a new Triage: the page's cache must not keep the old ones alive."""
+    triage = load(copy_rules(tmp_path))
+    first = desk(triage, london("2026-12-03 12:00"), "en")
+    assert first.calls and desk(triage, london("2026-12-03 12:01"), "en").calls == first.calls
+    gone = weakref.ref(triage)
+    del triage
+    gc.collect()
+    assert gone() is None
