@@ -127,10 +127,17 @@ async def test_one_slow_route_delays_only_its_own_sends(world: World) -> None:
     world.run(one)
     world.run(two)
     store = one.store
-    slow = [await store.enqueue(alert("slack", "SLOW"), now()) for _ in range(4)]
-    one.wake()
-    two.wake()
-    await world.hooks.wait_for_waiting("SLOW", 2)  # each process is waiting on one of them
+    # Each process takes one slow alert and waits on it: whichever claims the first, only the
+    # other may claim the second, as a process skips a target it is sending to. (Four at once
+    # would go to whichever process claimed first, all four: a race, not a test.)
+    slow = []
+    for waiting in (1, 2):
+        slow.append(await store.enqueue(alert("slack", "SLOW"), now()))
+        one.wake()
+        two.wake()
+        await world.hooks.wait_for_waiting("SLOW", waiting)
+    # Two more wait in the table: both processes are busy with their route.
+    slow += [await store.enqueue(alert("slack", "SLOW"), now()) for _ in range(2)]
 
     # Everything else: what arrives now (the process that stored it wakes its sender), and what
     # falls due a moment later, with nobody waking anyone (as a retry does).
