@@ -249,6 +249,29 @@ async def test_one_login_kept_across_polls_refreshes_and_restarts(
     assert stored is not None and "eyJ" not in stored and ME not in stored  # encrypted
 
 
+async def test_a_stop_during_a_refresh_keeps_the_renewed_session(
+    state: State, clock: Clock
+) -> None:
+    # The server has taken the single-use refresh token and not yet answered when the server
+    # stops: the stop waits for the new session to be stored, so the next start needs no login.
+    async with FakeBluesky(access_seconds=15 * 60 + 1) as fake:
+        channel = BlueskyChannel(state, environment(fake))
+        await channel.start()
+        await asyncio.wait_for(channel.ready.wait(), 10)
+        fake.answer_late("com.atproto.server.refreshSession", 1.0)
+        async with asyncio.timeout(15):
+            while fake.refreshes < 1:
+                await asyncio.sleep(0.01)
+        await channel.stop()  # while the answer is on its way
+        await channel.start()
+        fake.add_post("@anytown.gov.uk still there?")
+        async with asyncio.timeout(10):
+            while not await state.store.open_items():
+                await asyncio.sleep(0.05)
+        await channel.stop()
+    assert fake.sessions == 1 and fake.refreshes >= 2
+
+
 async def test_a_refused_access_token_is_renewed_not_logged_in_again(bluesky: Harness) -> None:
     await bluesky.start()
     await bluesky.polls()

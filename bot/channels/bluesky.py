@@ -45,7 +45,7 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -218,8 +218,9 @@ class BlueskyChannel:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            async with self._no_refresh_under_way():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for client in (self._chat, self._client):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -230,6 +231,27 @@ class BlueskyChannel:
             await self.state.store.release_jobs(self.holder)
 
     # The session.
+
+    @contextlib.asynccontextmanager
+    async def _no_refresh_under_way(self) -> AsyncIterator[None]:
+        """Hold the SDK's refresh lock (waiting, at most REQUEST_SECONDS, for a refresh under
+        way to finish and be stored). A refresh token is single-use: a refresh cancelled after
+        the server took the old token, before the new session was stored, would leave a stored
+        session that no longer works, and the next start would have to log in again."""
+        lock = getattr(self._client, "_refresh_lock", None)
+        if lock is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(REQUEST_SECONDS):
+                await lock.acquire()
+        except TimeoutError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     async def _keep_session(self, event: Any, session: Any) -> None:
         """Store each new session (created or refreshed), encrypted; never log it."""
@@ -291,7 +313,7 @@ class BlueskyChannel:
         if getattr(self._client, "_session", None) is None:
             return False
         try:
-            async with asyncio.timeout(REQUEST_SECONDS):
+            async with asyncio.timeout(REQUEST_SECONDS), self._client._refresh_lock:
                 await self._client._refresh_and_set_session()
         except Exception as exc:
             log.info("bluesky session not renewed", extra={"error": self._why(exc)})

@@ -93,6 +93,7 @@ class FakeBluesky:
         self._refresh: set[str] = set()
         self._failures: list[tuple[str, str]] = []
         self._hang: set[str] = set()
+        self._slow: dict[str, float] = {}
         self._hung = asyncio.Event()  # set when stopping: hung calls end with the server
         # The account's profile record (app.bsky.actor.profile/self) and its CID; None: none yet.
         self.profile_record: dict[str, Any] | None = None
@@ -191,6 +192,10 @@ class FakeBluesky:
         """The next call to `nsid` is carried out, and then never answered."""
         self._hang.add(nsid)
 
+    def answer_late(self, nsid: str, seconds: float) -> None:
+        """The next call to `nsid` is carried out at once and answered `seconds` later."""
+        self._slow[nsid] = seconds
+
     def set_profile(self, record: dict[str, Any]) -> None:
         """Someone (a person in the app) writes the whole profile record: a new CID."""
         self.profile_record = {"$type": "app.bsky.actor.profile", **record}
@@ -279,6 +284,8 @@ class FakeBluesky:
         nsid = request.match_info["nsid"]
         body = await request.json() if request.can_read_body else None
         response = await self._answer(request, nsid, body)
+        if nsid in self._slow:
+            await asyncio.sleep(self._slow.pop(nsid))
         self.requests.append(
             Recorded(
                 request.method,
