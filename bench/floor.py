@@ -1,7 +1,7 @@
 """The floors the end-to-end benchmark is compared with: a bare aiohttp handler that parses the
 same JSON and stores each message with one INSERT (one commit per message).
 
-Usage: python bench/floor.py PORT DB [SYNCHRONOUS] [decide]
+Usage: python bench/floor.py PORT DB [SYNCHRONOUS] [decide|reply]
 
 DB is an SQLite file (WAL mode, `PRAGMA synchronous` = SYNCHRONOUS, FULL by default), or a
 postgresql:// URL: then each message is one INSERT through an asyncpg pool of 5 connections (the
@@ -12,6 +12,11 @@ With `decide` (SQLite only), each request also makes the decision Holding Reply 
 (Triage.decide on the shipped rules.toml) and answers with its reply: the most that any server
 which decides on the event loop, as it must to answer with the reply, can do on one core with
 this floor's storage.
+
+With `reply` (SQLite only), each request does all that `decide` does except the decision
+itself: it builds the same Message and answers with a reply of the same length, decided once
+at the start. What `reply` costs over the bare floor is what answering costs before any
+deciding: the part of a bare request's budget that no decision, however fast, can have.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ sys.path.insert(0, str(ROOT))
 TABLE = "CREATE TABLE IF NOT EXISTS messages (id {key}, platform_id TEXT, sender TEXT, text TEXT)"
 
 
-def sqlite_app(path: str, synchronous: str, deciding: bool) -> web.Application:
+def sqlite_app(path: str, synchronous: str, mode: str) -> web.Application:
+    deciding = mode in ("decide", "reply")
     if deciding:
         from bot.check import load
         from bot.models import Message, SenderState
 
         triage, nobody = load(ROOT / "rules.toml"), SenderState()
+        sample = Message("web", "0", "sample", "hello, are you open?", datetime.now(UTC))
+        fixed = triage.decide(sample, nobody, "ABCD-EFGH")
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
@@ -52,7 +60,7 @@ def sqlite_app(path: str, synchronous: str, deciding: bool) -> web.Application:
             return web.json_response({"id": body.get("id")}, status=202)
         now = datetime.now(UTC)
         message = Message("web", uuid.uuid4().hex, body["sender"], body["text"], now)
-        decision = triage.decide(message, nobody, "ABCD-EFGH")
+        decision = fixed if mode == "reply" else triage.decide(message, nobody, "ABCD-EFGH")
         return web.json_response({"id": body.get("id"), "reply": decision.reply}, status=202)
 
     app = web.Application()
@@ -92,7 +100,7 @@ def main() -> None:
         app = postgres_app(db)
     else:
         synchronous = sys.argv[3] if len(sys.argv) > 3 else "FULL"
-        app = sqlite_app(db, synchronous, deciding=sys.argv[4:] == ["decide"])
+        app = sqlite_app(db, synchronous, mode=sys.argv[4] if len(sys.argv) > 4 else "")
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

@@ -1,6 +1,7 @@
 """Benchmarks: the four targets of issue 16, each a ratio against a floor measured in the same run.
 
     python3 bench/run.py [--seconds 10] [--rounds 3] [--parts postgres,decision,sqlite,burst]
+    python3 bench/run.py --parts decision,reply,speed   # where a decision's budget goes
 
 POST /api/messages end to end (each request a new message from a new sender, wrk with 2 threads
 and 50 connections), Holding Reply and each floor in turn, round by round; the peak RSS under
@@ -192,6 +193,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "sqlite-floor": ("floor", "NORMAL", "corpus"),
     "routine-floor": ("floor", "NORMAL", "routine"),
     "routine-decide": ("floor-decide", "NORMAL", "routine"),
+    "routine-reply": ("floor-reply", "NORMAL", "routine"),
+    "reply-floor": ("floor", "NORMAL", "routine"),  # routine-floor again, measured beside it
     "hardest-floor": ("floor", "NORMAL", "hardest"),
     "hardest-decide": ("floor-decide", "NORMAL", "hardest"),
 }
@@ -200,6 +203,8 @@ PARTS = {
     "postgres": [("pg", "pg-floor")],
     "sqlite": [("sqlite", "sqlite-floor")],
     "decision": [("routine-decide", "routine-floor"), ("hardest-decide", "hardest-floor")],
+    # What answering with a reply costs before any deciding (not a target: its budget).
+    "reply": [("routine-reply", "reply-floor")],
 }
 
 
@@ -220,7 +225,7 @@ def run_server(kind: str, seconds: int, postgres: str, load: str = "wrk") -> dic
         else:
             if storage != "postgresql":
                 db = f"{tmp}/floor.sqlite3"
-            decide = ["decide"] if what == "floor-decide" else []
+            decide = {"floor-decide": ["decide"], "floor-reply": ["reply"]}.get(what, [])
             floor = [sys.executable, str(ROOT / "bench" / "floor.py"), str(port), db, storage]
             proc = serve([*floor, *decide], {})
         try:
@@ -304,6 +309,13 @@ def table(
         "hardest-decide",
         "hardest-floor",
         "≥ 0.6×",
+    )
+    row(
+        "(2.) for comparison, not a target: the floor that builds the same Message and answers "
+        "with a fixed reply (a routine one, decided once), without deciding / the same floor",
+        "routine-reply",
+        "reply-floor",
+        "what is left is the decision's share",
     )
     row(
         "3. SQLite end to end, `synchronous=FULL`; floor: one insert a message, "
@@ -399,7 +411,8 @@ def main() -> None:
         "--parts",
         default="postgres,decision,sqlite,burst",
         help="what to measure, of: postgres, decision, sqlite, burst (all four by default), "
-        "and speed (decisions per second in one process, not by default)",
+        "speed (decisions per second in one process) and reply (the floor answering with a "
+        "fixed reply: what answering costs before deciding), not by default",
     )
     p.add_argument("--no-write", action="store_true", help="print only; BENCHMARKS.md untouched")
     args = p.parse_args()
