@@ -2,16 +2,17 @@
 same JSON and stores each message with one INSERT (one commit per message).
 
 Usage: python bench/floor.py PORT DB [SYNCHRONOUS] [decide|reply]
+       python bench/floor.py PORT postgresql://... [decide]
 
 DB is an SQLite file (WAL mode, `PRAGMA synchronous` = SYNCHRONOUS, FULL by default), or a
 postgresql:// URL: then each message is one INSERT through an asyncpg pool of 5 connections (the
 size of Holding Reply's default pool), with the server's `synchronous_commit` as it is (on by
 default: the INSERT returns once the commit is on disk).
 
-With `decide` (SQLite only), each request also makes the decision Holding Reply makes
-(Triage.decide on the shipped rules.toml) and answers with its reply: the most that any server
-which decides on the event loop, as it must to answer with the reply, can do on one core with
-this floor's storage.
+With `decide` (also on PostgreSQL: `floor.py PORT URL decide`), each request also makes the
+decision Holding Reply makes (Triage.decide on the shipped rules.toml) and answers with its
+reply: the most that any server which decides on the event loop, as it must to answer with the
+reply, can do on one core with this floor's storage.
 
 With `reply` (SQLite only), each request does all that `decide` does except the decision
 itself: it builds the same Message and answers with a reply of the same length, decided once
@@ -68,10 +69,15 @@ def sqlite_app(path: str, synchronous: str, mode: str) -> web.Application:
     return app
 
 
-def postgres_app(url: str) -> web.Application:
+def postgres_app(url: str, deciding: bool) -> web.Application:
     import asyncpg
 
     pool: asyncpg.Pool
+    if deciding:
+        from bot.check import load
+        from bot.models import Message, SenderState
+
+        triage, nobody = load(ROOT / "rules.toml"), SenderState()
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         nonlocal pool
@@ -86,7 +92,11 @@ def postgres_app(url: str) -> web.Application:
             "INSERT INTO messages (platform_id, sender, text) VALUES ($1, $2, $3)",
             body.get("id"), body["sender"], body["text"],
         )  # fmt: skip
-        return web.json_response({"id": body.get("id")}, status=202)
+        if not deciding:
+            return web.json_response({"id": body.get("id")}, status=202)
+        message = Message("web", uuid.uuid4().hex, body["sender"], body["text"], datetime.now(UTC))
+        decision = triage.decide(message, nobody, "ABCD-EFGH")
+        return web.json_response({"id": body.get("id"), "reply": decision.reply}, status=202)
 
     app = web.Application()
     app.cleanup_ctx.append(lifetime)
@@ -97,7 +107,7 @@ def postgres_app(url: str) -> web.Application:
 def main() -> None:
     port, db = int(sys.argv[1]), sys.argv[2]
     if db.startswith(("postgres://", "postgresql://")):
-        app = postgres_app(db)
+        app = postgres_app(db, deciding=sys.argv[3:] == ["decide"])
     else:
         synchronous = sys.argv[3] if len(sys.argv) > 3 else "FULL"
         app = sqlite_app(db, synchronous, mode=sys.argv[4] if len(sys.argv) > 4 else "")

@@ -2,6 +2,7 @@
 
     python3 bench/run.py [--seconds 10] [--rounds 3] [--parts postgres,decision,sqlite,burst]
     python3 bench/run.py --parts decision,reply,speed   # where a decision's budget goes
+    python3 bench/run.py --parts postgres-decide        # PostgreSQL against a deciding floor
 
 POST /api/messages end to end (each request a new message from a new sender, wrk with 2 threads
 and 50 connections), Holding Reply and each floor in turn, round by round; the peak RSS under
@@ -189,6 +190,8 @@ def burst(port: int, count: int = 10_000, connections: int = 500) -> dict[str, f
 KINDS: dict[str, tuple[str, str, str]] = {
     "pg": ("holding-reply", "postgresql", "corpus"),
     "pg-floor": ("floor", "postgresql", "corpus"),
+    "pg-floor-decide": ("floor-decide", "postgresql", "corpus"),
+    "pg-again": ("holding-reply", "postgresql", "corpus"),  # pg, measured beside the above
     "sqlite": ("holding-reply", "FULL", "corpus"),
     "sqlite-floor": ("floor", "NORMAL", "corpus"),
     "routine-floor": ("floor", "NORMAL", "routine"),
@@ -205,6 +208,8 @@ PARTS = {
     "decision": [("routine-decide", "routine-floor"), ("hardest-decide", "hardest-floor")],
     # What answering with a reply costs before any deciding (not a target: its budget).
     "reply": [("routine-reply", "reply-floor")],
+    # Holding Reply on PostgreSQL against a floor that makes the same decision (not a target).
+    "postgres-decide": [("pg-again", "pg-floor-decide")],
 }
 
 
@@ -223,10 +228,12 @@ def run_server(kind: str, seconds: int, postgres: str, load: str = "wrk") -> dic
             command = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"]
             proc = serve([*command, "--port", str(port)], {"DATABASE_URL": db})
         else:
-            if storage != "postgresql":
-                db = f"{tmp}/floor.sqlite3"
             decide = {"floor-decide": ["decide"], "floor-reply": ["reply"]}.get(what, [])
-            floor = [sys.executable, str(ROOT / "bench" / "floor.py"), str(port), db, storage]
+            floor = [sys.executable, str(ROOT / "bench" / "floor.py"), str(port)]
+            if storage == "postgresql":
+                floor.append(db)
+            else:
+                floor += [f"{tmp}/floor.sqlite3", storage]
             proc = serve([*floor, *decide], {})
         try:
             wait_for(port)
@@ -316,6 +323,13 @@ def table(
         "routine-reply",
         "reply-floor",
         "what is left is the decision's share",
+    )
+    row(
+        "(1.) for comparison, not a target: PostgreSQL end to end / the PostgreSQL floor that "
+        "also makes the decision and answers with its reply",
+        "pg-again",
+        "pg-floor-decide",
+        "above 1.0: our storage beats one INSERT a message",
     )
     row(
         "3. SQLite end to end, `synchronous=FULL`; floor: one insert a message, "
@@ -411,8 +425,9 @@ def main() -> None:
         "--parts",
         default="postgres,decision,sqlite,burst",
         help="what to measure, of: postgres, decision, sqlite, burst (all four by default), "
-        "speed (decisions per second in one process) and reply (the floor answering with a "
-        "fixed reply: what answering costs before deciding), not by default",
+        "speed (decisions per second in one process), reply (the floor answering with a "
+        "fixed reply: what answering costs before deciding) and postgres-decide (PostgreSQL "
+        "against a floor that also decides), not by default",
     )
     p.add_argument("--no-write", action="store_true", help="print only; BENCHMARKS.md untouched")
     args = p.parse_args()
