@@ -360,10 +360,24 @@ def test_a_bad_alerts_table_is_reported(tmp_path: Path, extra: str, problem: str
 async def test_the_alert_loop_stops_when_cancelled_just_as_it_is_woken(harness: Harness) -> None:
     # The server cancels the loop on SIGTERM; an emergency arriving in the same instant wakes it.
     # asyncio.wait_for on Python 3.11 can swallow that cancellation, and the server never exits.
+    # The loop is idle once a round of `once` has returned: it goes straight on to wait for a
+    # wake, with nothing to yield to this test between. (A fixed 10 ms sleep here was not enough
+    # under load: the cancel then came during `once`, and the round tested nothing.)
+    alerter = harness.alerter
+    real_once = alerter.once
+    idle = asyncio.Event()
+
+    async def once() -> int:
+        queued = await real_once()
+        idle.set()
+        return queued
+
+    alerter.once = once  # type: ignore[method-assign]
     for _ in range(3):
-        task = asyncio.create_task(harness.alerter.run())
-        await asyncio.sleep(0.01)  # now idle, waiting to be woken
-        harness.alerter.wake()
+        idle.clear()
+        task = asyncio.create_task(alerter.run())
+        await asyncio.wait_for(idle.wait(), 10)
+        alerter.wake()
         task.cancel()
         done, _ = await asyncio.wait([task], timeout=2)
         assert done, "the alert loop kept running after it was cancelled"

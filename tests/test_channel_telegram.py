@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from bot.channels.telegram import ROUTE, TelegramChannel, TelegramSettings
 from bot.outbox import Sender
 from bot.web import State, make_app
-from tests.conftest import Clock
+from tests.conftest import Clock, eventually
 from tests.fakes.telegram import CITIZEN, GROUP, NEIGHBOUR, FakeTelegram
 
 SECRET = "s3cret-webhook_token"
@@ -265,10 +265,13 @@ async def test_polling_mode_stores_and_answers_without_a_webhook(
     await channel.start()
     try:
         fake.queue_update(fake.text_message("My bin wasn't emptied"))
-        for _ in range(100):
-            if await state.store.open_items():
-                break
-            await asyncio.sleep(0.05)
+
+        async def stored() -> bool:
+            return bool(await state.store.open_items())
+
+        # A wait that fails where it fails: a loop of 100 tries fell through to the send when
+        # the message was still on its way, and the test then failed at the count of replies.
+        await eventually(stored)
         await sender.once()
     finally:
         await channel.stop()
