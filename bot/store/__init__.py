@@ -191,7 +191,8 @@ class AnnouncementStore(Protocol):
         self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
     ) -> list[Post]:
         """Posts on `channel` whose holder's lease ran out while publishing, taken by `holder`
-        for `lease` to look for them on the account; still "publishing", `checks` counted."""
+        for `lease` to look for them on the account; still "publishing", `checks` counted.
+        Asked every round for every such channel: with none lapsed it writes nothing."""
         ...
 
     async def lapsed_posts(self, at: datetime) -> list[Post]:

@@ -182,6 +182,12 @@ class PostgresAnnouncements:
     async def check_posts(
         self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
     ) -> list[Post]:
+        async def lapsed(conn: Conn) -> bool:
+            return bool(await conn.fetchval(aq.ANY_LAPSED_ON, at, channel))
+
+        if not await self._run("read from", lapsed):
+            return []  # the usual round: nothing lapsed, no transaction and no UPDATE
+
         async def run(conn: Conn) -> list[Post]:
             posts = [_post(r) for r in await conn.fetch(_CHECK, holder, at, at + lease, channel,
                                                         limit)]  # fmt: skip

@@ -75,6 +75,10 @@ WHERE state = 'publishing' AND lease_until <= $1 RETURNING {POST_COLUMNS}"""
 # for a check: the row stays "publishing", so LAPSED does not touch it while the check runs.
 LAPSED_ON = """SELECT id FROM announcement_posts
 WHERE state = 'publishing' AND lease_until <= $2 AND channel = $4 ORDER BY id LIMIT $5"""
+# Whether LAPSED_ON would find any: asked with a read first, so a round with nothing to check
+# takes no write lock (SQLite's writer, a transaction on PostgreSQL) and writes nothing.
+ANY_LAPSED_ON = """SELECT EXISTS (SELECT 1 FROM announcement_posts
+WHERE state = 'publishing' AND lease_until <= $1 AND channel = $2)"""
 CHECK = """UPDATE announcement_posts SET holder = $1, lease_until = $3, checks = checks + 1
 WHERE id IN ({lapsed}) AND state = 'publishing' AND lease_until <= $2
 RETURNING {columns}"""

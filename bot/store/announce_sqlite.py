@@ -65,6 +65,7 @@ def _insert(conn: sqlite3.Connection, new: NewAnnouncement, at: datetime) -> int
 
 _CLAIM = _q(aq.CLAIM.format(due=aq.DUE, columns=aq.POST_COLUMNS))
 _CHECK = _q(aq.CHECK.format(lapsed=aq.LAPSED_ON, columns=aq.POST_COLUMNS))
+_ANY_LAPSED_ON = _q(aq.ANY_LAPSED_ON)
 
 
 class SQLiteAnnouncements:
@@ -183,6 +184,9 @@ class SQLiteAnnouncements:
         self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
     ) -> list[Post]:
         params = (holder, _text(at), _text(at + lease), channel, limit)
+        due = (_text(at), channel)
+        if not await self._read(lambda conn: conn.execute(_ANY_LAPSED_ON, due).fetchone()[0]):
+            return []  # the usual round: nothing lapsed, and the writer is not disturbed
 
         def run(conn: sqlite3.Connection) -> list[Post]:
             posts = [_post(r) for r in conn.execute(_CHECK, params).fetchall()]

@@ -12,6 +12,9 @@ import pytest
 from bot.announcement import NewAnnouncement
 from bot.errors import StoreError
 from bot.store import Store
+from bot.store.postgres import PostgresStore
+from bot.store.sqlite import SQLiteStore
+from tests.postgres import sql as pg_sql
 
 from .test_store_contract import NOW
 
@@ -196,3 +199,39 @@ async def test_after_failed_checks_a_post_is_unknown_and_claimed_again_only_by_a
     assert await store.republish_announcement(aid, "amy", NOW + 2 * MINUTE) == ["x"]
     [again] = await store.claim_posts("c", NOW + 2 * MINUTE, MINUTE, LATE)
     assert (again.channel, again.attempts, again.checks) == ("x", 2, 0)
+
+
+_COUNT_UPDATES = (
+    "CREATE TABLE updates_seen (n INTEGER)",
+    """CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN INSERT INTO updates_seen VALUES (1); RETURN NULL; END $$""",
+    """CREATE TRIGGER count_update AFTER UPDATE ON announcement_posts
+    FOR EACH STATEMENT EXECUTE FUNCTION count_update()""",
+)
+
+
+async def test_a_round_with_nothing_to_check_writes_nothing(store: Store, store_url: str) -> None:
+    """Every publisher round asks each channel that can look at its account. With nothing lapsed
+    (nearly always) that must cost no write: on SQLite no transaction on the one writer, which
+    every process shares; on PostgreSQL not one UPDATE statement reaches the table (a statement
+    trigger fires even for an UPDATE that matches no row)."""
+    if isinstance(store, PostgresStore):
+        for statement in _COUNT_UPDATES:
+            await pg_sql(statement, store_url)
+
+    async def writes() -> int:
+        if isinstance(store, SQLiteStore):
+            return store.commits
+        [row] = await pg_sql("SELECT count(*) FROM updates_seen", store_url)
+        return int(row[0])
+
+    await store.add_announcement(new(), NOW)
+    await store.claim_posts("a", NOW, MINUTE, LATE)  # "a" dies while publishing
+    before = await writes()
+    assert await store.check_posts("b", NOW + MINUTE / 2, MINUTE, "x") == []  # lease still runs
+    assert await store.check_posts("b", NOW + MINUTE, MINUTE, "bluesky") == []  # none there
+    assert await writes() == before
+    # The measure can see a write: when one has lapsed, the check takes it.
+    [taken] = await store.check_posts("b", NOW + MINUTE, MINUTE, "x")
+    assert taken.checks == 1
+    assert await writes() > before
