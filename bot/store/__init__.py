@@ -212,7 +212,8 @@ class AnnouncementStore(Protocol):
         link: str | None,
         how: str | None = None,
     ) -> bool:
-        """Published, by `holder`'s call or (`how` says so in the log) found by a check."""
+        """Published, by `holder`'s call or, when `how` says how (in the log), found on the
+        account by a check (`found_by_check`)."""
         ...
 
     async def post_check_failed(

@@ -33,7 +33,7 @@ def _post(row: Sequence[Any]) -> Post:
     assert at is not None
     return Post(
         row[0], row[1], row[2], row[3], bool(row[4]), row[5], at, row[7], row[8], row[9],
-        row[10], _time(row[11]), _time(row[12]), row[13],
+        row[10], _time(row[11]), _time(row[12]), row[13], bool(row[14]),
     )  # fmt: skip
 
 
@@ -216,7 +216,7 @@ class SQLiteAnnouncements:
         self, post: Post, holder: str, at: datetime, platform_id: str | None,
         link: str | None, how: str | None = None,
     ) -> bool:  # fmt: skip
-        params = (post.id, holder, platform_id, link, _text(at))
+        params = (post.id, holder, platform_id, link, _text(at), how is not None)
         detail = link if how is None else f"{how}: {link}"
         return await self._post_outcome(aq.PUBLISHED, params, post, at, "published", detail)
 

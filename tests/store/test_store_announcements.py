@@ -77,6 +77,7 @@ async def test_a_lapsed_lease_is_unknown_and_never_claimed_again(store: Store) -
     a = await store.announcement(aid)
     assert a is not None
     assert sorted(p.state for p in a.posts) == ["published", "unknown"]
+    assert not any(p.found_by_check for p in a.posts)  # its holder's own call, though late
 
 
 async def test_late_posts_are_missed_not_published(store: Store) -> None:
@@ -178,8 +179,9 @@ async def test_a_lapsed_post_is_taken_for_one_check_and_settled_by_its_checker(
                                       how="found on the account")  # fmt: skip
     a = await store.announcement(aid)
     assert a is not None
-    assert [(p.channel, p.state, p.link) for p in a.posts] == [
-        ("telegram", "unknown", None), ("x", "published", "https://x.com/a/status/1"),
+    assert [(p.channel, p.state, p.link, p.found_by_check) for p in a.posts] == [
+        ("telegram", "unknown", None, False),
+        ("x", "published", "https://x.com/a/status/1", True),
     ]  # fmt: skip
     log = [(e.action, e.channel, e.detail) for e in await store.announcement_log(aid)]
     assert ("checking the account", "x", checker) in log
