@@ -226,3 +226,33 @@ async def test_an_announcement_to_mastodon_is_published_once_with_its_link(
     [post] = found.posts
     assert (post.state, post.platform_id) == ("published", status["id"])
     assert post.link == f"https://example.social/@council/{status['id']}"
+
+
+async def test_find_knows_a_post_whose_mentions_mastodon_shows_without_their_domain(
+    fake: FakeMastodon, channel: MastodonChannel
+) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    fake.add_account("200", "Sam", "Sam", domain="other.example")
+    fake.add_account("201", "jobloggs", "Another Jo", domain="elsewhere.example")
+    text = (
+        "Thanks to @JoBloggs@example.org and @sam@other.example for telling us about the "
+        "flood.\n\nUpdates: @council@example.social, and @nobody@unknown.example"
+    )
+    posted = await channel.post(text)
+    [status] = fake.posted
+    # As Mastodon shows it: a known account by its username alone, or with its domain when two
+    # known accounts share the username; an account it does not know, as typed.
+    assert mastodon_module.plain_text(status["content"]) == (
+        "Thanks to @jobloggs@example.org and @Sam for telling us about the flood.\n\n"
+        "Updates: @council, and @nobody@unknown.example"
+    )
+    assert (
+        '<a href="https://example.social/@Sam@other.example" class="u-url mention">'
+        in (status["content"])
+    )
+    assert [m["acct"] for m in status["mentions"]] == [
+        "jobloggs@example.org", "Sam@other.example", "council",
+    ]  # fmt: skip
+    assert await channel.find(text, before) == posted
+    assert await channel.find(text.replace("the flood", "the fire"), before) is None
+    assert await channel.find(text.replace("@sam@", "@samuel@"), before) is None
