@@ -4,6 +4,8 @@ lapsed leases become "unknown", late ones "missed", suspend holds, approval by s
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,10 +13,11 @@ import pytest
 
 from bot.announcement import NewAnnouncement
 from bot.errors import StoreError
-from bot.store import Store
+from bot.store import Store, open_store
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.postgres import sql as pg_sql
+from tests.test_announce_cli import found_after_a_crash
 
 from .test_store_contract import NOW
 
@@ -237,3 +240,29 @@ async def test_a_round_with_nothing_to_check_writes_nothing(store: Store, store_
     [taken] = await store.check_posts("b", NOW + MINUTE, MINUTE, "x")
     assert taken.checks == 1
     assert await writes() > before
+
+
+async def test_a_post_found_before_migration_11_is_marked_found_from_its_log(
+    store_url: str,
+) -> None:
+    async with open_store(store_url) as store:
+        aid = await found_after_a_crash(store)
+    # The database as it was before migration 11: no column, and the log the only record.
+    undo = (
+        "ALTER TABLE announcement_posts DROP COLUMN found_by_check",
+        "DELETE FROM schema_migrations WHERE version = 11",
+    )
+    if store_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn, conn:
+            for statement in undo:
+                conn.execute(statement)
+    else:
+        for statement in undo:
+            await pg_sql(statement, store_url)
+    async with open_store(store_url) as store:
+        assert store.applied == ["0011_found_by_check.sql"]
+        a = await store.announcement(aid)
+    assert a is not None
+    assert [(p.channel, p.state, p.found_by_check) for p in a.posts] == [
+        ("telegram", "published", False), ("x", "published", True),
+    ]  # fmt: skip
