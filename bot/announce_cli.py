@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.announcement import STATES, Announcement, AnnouncementError, NewAnnouncement
+from bot.announcement import Announcement, AnnouncementError, NewAnnouncement
 from bot.announcements import NotWritten, approve, compose
 from bot.channels.posting import LIMITS
 from bot.check import load, rules_path
@@ -53,6 +53,8 @@ def announcement_json(a: Announcement, zone: ZoneInfo) -> dict[str, Any]:
         "channels": {
             p.channel: {
                 "state": p.state,
+                # Published, but found on the account after the server stopped mid-publish.
+                "found_by_check": p.found_by_check,
                 "text": p.text,
                 "link": p.link,
                 "platform_id": p.platform_id,
@@ -73,7 +75,7 @@ def _describe(a: Announcement, zone: ZoneInfo) -> list[str]:
     for p in a.posts:
         where = f"  {p.link}" if p.link else ""
         why = f"  ({p.error})" if p.error and p.state != "published" else ""
-        lines.append(f"       {p.channel:<9} {STATES.get(p.state, p.state)}{where}{why}")
+        lines.append(f"       {p.channel:<9} {p.state_words}{where}{why}")
     return lines
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.announcement import STATES, AnnouncementError
+from bot.announcement import AnnouncementError
 from bot.announcements import NotWritten, approve, channels_that_post, compose
 from bot.auth import Session
 from bot.channels.posting import LIMITS
@@ -69,7 +69,6 @@ async def announcements_page(
             **common(state, session),
             "days": days,
             "zone": zone,
-            "states": STATES,
             "channels": channels,
             "suspension": await state.store.suspension(),
             "errors": errors or {},

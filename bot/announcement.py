@@ -25,6 +25,9 @@ STATES: dict[str, str] = {
     "held": "held: fell due while suspended; publish or cancel",
     "cancelled": "cancelled",
 }
+# A post whose process died mid-publish and that a check then found on the account: published,
+# but nobody saw the platform accept it, so a person may want to look at it.
+FOUND = "published: found on the account by a check after the server stopped while publishing"
 # What a person may still cancel, and what "publish now" may send again.
 CANCELLABLE = ("draft", "approval", "scheduled", "held", "missed", "unknown", "failed")
 REPUBLISHABLE = ("held", "missed", "unknown", "failed")
@@ -52,6 +55,14 @@ class Post:
     published_at: datetime | None = None
     claimed_at: datetime | None = None  # when it was last taken to be published
     checks: int = 0  # how many times the account was looked at after its holder's lease ran out
+    found_by_check: bool = False  # published: found on the account, not seen accepted
+
+    @property
+    def state_words(self) -> str:
+        """Its state as the list and the inbox show it."""
+        if self.state == "published" and self.found_by_check:
+            return FOUND
+        return STATES.get(self.state, self.state)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
-from bot.store import open_store
+from bot.announcement import NewAnnouncement
+from bot.store import Store, open_store
 from tests.conftest import copy_rules
 from tests.postgres import run as pg_run
 from tests.postgres import sql
@@ -39,10 +42,11 @@ def test_add_list_cancel(database: str, tmp_path: Path) -> None:
     [item] = listed(database, rules)
     assert item["when"] == "2030-12-24T09:00+00:00"
     assert item["channels"] == {
-        "telegram": {"state": "scheduled", "text": "We are closed on 25 and 26 December.",
-                     "link": None, "platform_id": None, "error": None},
-        "x": {"state": "scheduled", "text": "Closed 25-26 Dec.", "link": None,
-              "platform_id": None, "error": None},
+        "telegram": {"state": "scheduled", "found_by_check": False,
+                     "text": "We are closed on 25 and 26 December.", "link": None,
+                     "platform_id": None, "error": None},
+        "x": {"state": "scheduled", "found_by_check": False, "text": "Closed 25-26 Dec.",
+              "link": None, "platform_id": None, "error": None},
     }  # fmt: skip
     code, out, err = announce(database, rules, "cancel", str(item["id"]), "--by", "amy")
     assert code == 0, err
@@ -177,3 +181,43 @@ def test_an_import_failing_at_line_3_stores_nothing(database: str, tmp_path: Pat
     assert code == 1, out
     assert "Nothing was scheduled from" in err and "stored whole or not at all" in err
     assert listed(database, rules) == []
+
+
+async def found_after_a_crash(store: Store) -> int:
+    """An announcement whose server died while publishing on X and on Telegram, ten minutes ago:
+    Telegram's answer came back and was recorded; X's post was then found on the account by a
+    check. The store calls are the publisher's own (tests/test_publisher_checks.py drives the
+    publisher itself)."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    taken, lease = now - timedelta(minutes=10), timedelta(minutes=5)
+    wall = taken.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m-%dT%H:%M")
+    new = NewAnnouncement("Closed on Monday.", taken, wall, "Europe/London",
+                          (("telegram", None), ("x", None)), "amy", "scheduled")  # fmt: skip
+    aid = await store.add_announcement(new, taken - lease)
+    posts = {p.channel: p for p in await store.claim_posts("a", taken, lease, lease)}
+    assert await store.post_published(posts["telegram"], "a", taken, "7", None)
+    [checked] = await store.check_posts("b", taken + lease, lease, "x")
+    assert await store.post_published(
+        checked, "b", taken + lease, "19", "https://x.com/anytown/status/19",
+        how="found on the account by a check after the server stopped",
+    )  # fmt: skip
+    return aid
+
+
+async def test_list_says_which_post_was_found_by_a_check(database: str, tmp_path: Path) -> None:
+    rules = copy_rules(tmp_path)
+    async with open_store(database) as store:
+        aid = await found_after_a_crash(store)
+    [item] = await asyncio.to_thread(listed, database, rules)
+    assert item["id"] == aid
+    assert {c: (v["state"], v["found_by_check"]) for c, v in item["channels"].items()} == {
+        "telegram": ("published", False), "x": ("published", True),
+    }  # fmt: skip
+    code, out, err = await asyncio.to_thread(announce, database, rules, "list")
+    assert code == 0, err
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert lines["x"].split(None, 1)[1] == (
+        "published: found on the account by a check after the server stopped while publishing"
+        "  https://x.com/anytown/status/19"
+    )
+    assert lines["telegram"].split(None, 1)[1] == "published"

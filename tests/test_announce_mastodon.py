@@ -7,9 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.announcement import NewAnnouncement
 from bot.announcements import NotWritten, compose
 from bot.channels import MaybePosted, TryLater, Undeliverable
 from bot.channels import mastodon as mastodon_module
@@ -17,7 +19,7 @@ from bot.channels.mastodon import MastodonChannel
 from bot.channels.posting import LIMITS, too_long
 from bot.check import load
 from bot.profile import mastodon_text
-from bot.publisher import Publisher
+from bot.publisher import LEASE, Publisher
 from bot.store import open_store
 from bot.web import State
 from tests.conftest import Clock, copy_rules, london
@@ -226,3 +228,62 @@ async def test_an_announcement_to_mastodon_is_published_once_with_its_link(
     [post] = found.posts
     assert (post.state, post.platform_id) == ("published", status["id"])
     assert post.link == f"https://example.social/@council/{status['id']}"
+
+
+async def test_find_knows_a_post_whose_mentions_mastodon_shows_without_their_domain(
+    fake: FakeMastodon, channel: MastodonChannel
+) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    fake.add_account("200", "Sam", "Sam", domain="other.example")
+    fake.add_account("201", "jobloggs", "Another Jo", domain="elsewhere.example")
+    text = (
+        "Thanks to @JoBloggs@example.org and @sam@other.example for telling us about the "
+        "flood.\n\nUpdates: @council@example.social, and @nobody@unknown.example"
+    )
+    posted = await channel.post(text)
+    [status] = fake.posted
+    # As Mastodon shows it: a known account by its username alone, or with its domain when two
+    # known accounts share the username; an account it does not know, as typed.
+    assert mastodon_module.plain_text(status["content"]) == (
+        "Thanks to @jobloggs@example.org and @Sam for telling us about the flood.\n\n"
+        "Updates: @council, and @nobody@unknown.example"
+    )
+    assert (
+        '<a href="https://example.social/@Sam@other.example" class="u-url mention">'
+        in (status["content"])
+    )
+    assert [m["acct"] for m in status["mentions"]] == [
+        "jobloggs@example.org", "Sam@other.example", "council",
+    ]  # fmt: skip
+    assert await channel.find(text, before) == posted
+    assert await channel.find(text.replace("the flood", "the fire"), before) is None
+    assert await channel.find(text.replace("@sam@", "@samuel@"), before) is None
+
+
+async def test_a_post_with_mentions_that_got_no_answer_is_found_and_not_posted_twice(
+    tmp_path: Path, database: str, fake: FakeMastodon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mastodon_module, "REQUEST_SECONDS", 1.0)
+    now = datetime.now(UTC).replace(microsecond=0)  # the fake stamps statuses with the real time
+    clock = Clock(now)
+    text = "Thanks to @jobloggs@example.org for telling us about the flood on Mill Lane."
+    wall = now.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m-%dT%H:%M")
+    async with open_store(database) as store:
+        state = State(load(copy_rules(tmp_path)), store, clock=clock)
+        aid = await store.add_announcement(
+            NewAnnouncement(text, now, wall, "Europe/London", (("mastodon", None),), "amy",
+                            "scheduled"), now,
+        )  # fmt: skip
+        channel = await started(fake, state)
+        try:
+            fake.hang_after("statuses")  # Mastodon posts it; its answer never comes
+            assert await Publisher(state, {"mastodon": channel}, "a").once() == 0
+            clock.now += LEASE
+            assert await Publisher(state, {"mastodon": channel}, "b").once() == 0
+        finally:
+            await channel.stop()
+        found = await store.announcement(aid)
+    [status] = fake.posted  # once
+    assert found is not None
+    [post] = found.posts
+    assert (post.state, post.platform_id, post.found_by_check) == ("published", status["id"], True)

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.announcement import FOUND
+from bot.store import open_store
 from bot.web import State, make_app
 from tests.conftest import Clock, copy_rules, london
+from tests.test_announce_cli import found_after_a_crash
 from tests.test_browser import HAVE_BROWSER
 from tests.test_inbox import add_people, log_in
 from tests.test_inbox_browser import PASSWORD, add_user, browser  # noqa: F401
@@ -58,6 +62,21 @@ async def test_staff_write_preview_approve_and_cancel(aiohttp_client: Any, state
     assert cancel.status == 200 and "cancelled" in await cancel.text()
 
 
+async def test_a_post_found_by_a_check_is_told_from_one_published_normally(
+    aiohttp_client: Any, state: State
+) -> None:
+    state.clock = Clock(datetime.now(UTC))
+    await add_people(state.store, state.clock)
+    await found_after_a_crash(state.store)
+    client = await aiohttp_client(make_app(state))
+    await log_in(client, "wes")
+    page = await (await client.get(ROOT)).text()
+    assert dict(re.findall(r"<li>(telegram|x): (.*?)</li>", page)) == {
+        "telegram": "published",
+        "x": f'{FOUND} – <a href="https://x.com/anytown/status/19">see the post</a>',
+    }
+
+
 async def test_admins_suspend_and_resume(aiohttp_client: Any, state: State) -> None:
     await add_people(state.store, state.clock)
     client = await aiohttp_client(make_app(state))
@@ -79,6 +98,8 @@ async def test_the_pages_reflow_at_320_px_and_axe_finds_nothing(
     rules = copy_rules(tmp_path)
     database = f"sqlite:///{tmp_path}/pages.sqlite3"
     await asyncio.to_thread(add_user, database, rules, "ada", "--name", "Ada", "--role", "admin")
+    async with open_store(database) as store:
+        await found_after_a_crash(store)
     server = await asyncio.to_thread(Server, tmp_path, rules, database)
     base = f"http://127.0.0.1:{server.port}"
     page = await narrow.new_page()
@@ -88,7 +109,10 @@ async def test_the_pages_reflow_at_320_px_and_axe_finds_nothing(
         await page.fill("#password", PASSWORD)
         await page.click("button[type=submit]")
         await page.wait_for_url(f"{base}{ROOT}")
-        await check(page, "announcements")
+        found = page.get_by_text(f"x: {FOUND}")
+        assert await found.is_visible()
+        assert await found.get_by_role("link", name="see the post").count() == 1
+        await check(page, "announcements, one found by a check")
         await page.click("button[value=schedule]")
         await summary_has_focus(page)
         await check(page, "announcement errors")

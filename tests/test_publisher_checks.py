@@ -99,7 +99,7 @@ async def test_x_a_crash_after_x_took_the_post_is_found_there_not_posted_again(
     found = await store.announcement(aid)
     assert found is not None
     [post] = found.posts
-    assert (post.state, post.platform_id) == ("published", tweet["id"])
+    assert (post.state, post.platform_id, post.found_by_check) == ("published", tweet["id"], True)
     assert post.link == f"https://x.com/{channel.username}/status/{tweet['id']}"
     log = [(e.action, e.detail or "") for e in await store.announcement_log(aid)]
     assert ("published", f"found on the account by a check after the server stopped: "
@@ -160,8 +160,8 @@ async def test_a_post_the_platform_never_took_is_published_once_after_the_check(
     assert [p["message"] for p in meta.page_posts] == [TEXT, TEXT]  # the old one, and this one
     found = await store.announcement(aid)
     assert found is not None
-    assert [(p.channel, p.state, p.attempts) for p in found.posts] == [
-        ("facebook", "published", 2), ("x", "published", 2),
+    assert [(p.channel, p.state, p.attempts, p.found_by_check) for p in found.posts] == [
+        ("facebook", "published", 2, False), ("x", "published", 2, False),
     ]  # fmt: skip
     log = [(e.action, e.channel) for e in await store.announcement_log(aid)]
     assert log.count(("checking the account", "x")) == 1
@@ -235,4 +235,6 @@ async def test_facebook_no_answer_after_meta_took_the_post_is_found_there_later(
     [on_page] = meta.page_posts
     found = await store.announcement(aid)
     assert found is not None
-    assert [(p.state, p.platform_id) for p in found.posts] == [("published", on_page["id"])]
+    assert [(p.state, p.platform_id, p.found_by_check) for p in found.posts] == [
+        ("published", on_page["id"], True)
+    ]

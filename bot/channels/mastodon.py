@@ -84,6 +84,13 @@ VISIBILITY = {
     "direct": "direct",
 }
 _LEADING_NAMES = re.compile(r"^(?:\s*@[\w.-]+(?:@[\w.-]+)?)+\s*")
+# Mastodon's Account::MENTION_RE. It shows a mention of an account it knows as a link reading
+# "@username" (the account's own spelling; with the domain only when two it knows share the
+# username), and one it does not know as typed: so posts are compared with each mention as
+# "@username", in lower case, on both sides.
+_MENTION = re.compile(
+    r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w)?", re.IGNORECASE
+)
 
 
 class MastodonConfigError(HoldingReplyError):
@@ -506,13 +513,13 @@ class MastodonChannel:
     async def find(self, text: str, since: datetime) -> Posted | None:
         """The account's status with `text` made at or after `since`, or None. Raises TryLater
         when Mastodon cannot be asked now. Mastodon gives back HTML, so the text is compared
-        as plain text with its spacing evened out."""
+        as plain text with its spacing evened out and its mentions without their domain."""
         from mastodon import MastodonError
 
         api = self._api
         if api is None or self.me is None:
             raise TryLater("the Mastodon channel is not started")
-        wanted = _even(text)
+        wanted = _comparable(text)
         found: Posted | None = None
         max_id: str | None = None
         try:
@@ -523,7 +530,7 @@ class MastodonChannel:
                 for status in page:  # newest first
                     if _created(status) < since:
                         return found
-                    if _even(plain_text(str(status.get("content") or ""))) == wanted:
+                    if _comparable(plain_text(str(status.get("content") or ""))) == wanted:
                         url = status.get("url") or status.get("uri")
                         found = Posted(str(status["id"]), str(url) if url else None)
                 if len(page) < PAGE_SIZE:
@@ -553,6 +560,11 @@ def update_note(api: Any, note: str) -> bool:
 
 def _even(text: str) -> str:
     return " ".join(text.split())
+
+
+def _comparable(text: str) -> str:
+    """A post's text as `find` compares it: "@Jo@example.org" and Mastodon's "@jo" alike."""
+    return _even(_MENTION.sub(lambda m: "@" + m[1].lower(), text))
 
 
 def _created(status: Mapping[str, Any]) -> datetime:

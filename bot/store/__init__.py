@@ -191,7 +191,8 @@ class AnnouncementStore(Protocol):
         self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
     ) -> list[Post]:
         """Posts on `channel` whose holder's lease ran out while publishing, taken by `holder`
-        for `lease` to look for them on the account; still "publishing", `checks` counted."""
+        for `lease` to look for them on the account; still "publishing", `checks` counted.
+        Asked every round for every such channel: with none lapsed it writes nothing."""
         ...
 
     async def lapsed_posts(self, at: datetime) -> list[Post]:
@@ -211,7 +212,8 @@ class AnnouncementStore(Protocol):
         link: str | None,
         how: str | None = None,
     ) -> bool:
-        """Published, by `holder`'s call or (`how` says so in the log) found by a check."""
+        """Published, by `holder`'s call or, when `how` says how (in the log), found on the
+        account by a check (`found_by_check`)."""
         ...
 
     async def post_check_failed(

@@ -25,7 +25,7 @@ def _post(row: Sequence[Any] | asyncpg.Record) -> Post:
     r = row
     return Post(
         r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-        r[13],
+        r[13], r[14],
     )  # fmt: skip
 
 
@@ -182,6 +182,12 @@ class PostgresAnnouncements:
     async def check_posts(
         self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
     ) -> list[Post]:
+        async def lapsed(conn: Conn) -> bool:
+            return bool(await conn.fetchval(aq.ANY_LAPSED_ON, at, channel))
+
+        if not await self._run("read from", lapsed):
+            return []  # the usual round: nothing lapsed, no transaction and no UPDATE
+
         async def run(conn: Conn) -> list[Post]:
             posts = [_post(r) for r in await conn.fetch(_CHECK, holder, at, at + lease, channel,
                                                         limit)]  # fmt: skip
@@ -211,7 +217,7 @@ class PostgresAnnouncements:
         self, post: Post, holder: str, at: datetime, platform_id: str | None,
         link: str | None, how: str | None = None,
     ) -> bool:  # fmt: skip
-        params = (post.id, holder, platform_id, link, at)
+        params = (post.id, holder, platform_id, link, at, how is not None)
         detail = link if how is None else f"{how}: {link}"
         return await self._post_outcome(aq.PUBLISHED, params, post, at, "published", detail)
 

@@ -13,12 +13,12 @@ ANNOUNCEMENT = """SELECT id, text, due_at, wall_time, zone, written_by, written_
     approved_at, notice FROM announcements"""
 POST = """SELECT p.id, p.announcement_id, p.channel, COALESCE(p.text, a.text), p.text IS NOT NULL,
     p.state, p.not_before, p.attempts, p.platform_id, p.link, p.error, p.published_at,
-    p.claimed_at, p.checks
+    p.claimed_at, p.checks, p.found_by_check
 FROM announcement_posts p JOIN announcements a ON a.id = p.announcement_id"""
 POST_COLUMNS = """id, announcement_id, channel,
     COALESCE(text, (SELECT a.text FROM announcements a WHERE a.id = announcement_id)),
     text IS NOT NULL, state, not_before, attempts, platform_id, link, error, published_at,
-    claimed_at, checks"""
+    claimed_at, checks, found_by_check"""
 
 INSERT = """INSERT INTO announcements (text, due_at, wall_time, zone, written_by, written_at,
     notice) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"""
@@ -75,6 +75,10 @@ WHERE state = 'publishing' AND lease_until <= $1 RETURNING {POST_COLUMNS}"""
 # for a check: the row stays "publishing", so LAPSED does not touch it while the check runs.
 LAPSED_ON = """SELECT id FROM announcement_posts
 WHERE state = 'publishing' AND lease_until <= $2 AND channel = $4 ORDER BY id LIMIT $5"""
+# Whether LAPSED_ON would find any: asked with a read first, so a round with nothing to check
+# takes no write lock (SQLite's writer, a transaction on PostgreSQL) and writes nothing.
+ANY_LAPSED_ON = """SELECT EXISTS (SELECT 1 FROM announcement_posts
+WHERE state = 'publishing' AND lease_until <= $1 AND channel = $2)"""
 CHECK = """UPDATE announcement_posts SET holder = $1, lease_until = $3, checks = checks + 1
 WHERE id IN ({lapsed}) AND state = 'publishing' AND lease_until <= $2
 RETURNING {columns}"""
@@ -90,8 +94,9 @@ MISSED = f"""UPDATE announcement_posts SET state = 'missed',
 WHERE state = 'scheduled' AND not_before <= $1 AND {_NOT_SUSPENDED}
 RETURNING {POST_COLUMNS}"""
 # What the platform said is recorded whoever holds the row: it happened (even after "unknown").
+# $6: it was found on the account by a check, not seen accepted.
 PUBLISHED = """UPDATE announcement_posts SET state = 'published', platform_id = $3, link = $4,
-    published_at = $5, error = NULL, holder = NULL, lease_until = NULL
+    published_at = $5, error = NULL, holder = NULL, lease_until = NULL, found_by_check = $6
 WHERE id = $1 AND holder = $2 AND state IN ('publishing', 'unknown')"""
 FAILED = """UPDATE announcement_posts SET state = 'failed', error = $3, holder = NULL,
     lease_until = NULL

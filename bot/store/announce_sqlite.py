@@ -33,7 +33,7 @@ def _post(row: Sequence[Any]) -> Post:
     assert at is not None
     return Post(
         row[0], row[1], row[2], row[3], bool(row[4]), row[5], at, row[7], row[8], row[9],
-        row[10], _time(row[11]), _time(row[12]), row[13],
+        row[10], _time(row[11]), _time(row[12]), row[13], bool(row[14]),
     )  # fmt: skip
 
 
@@ -65,6 +65,7 @@ def _insert(conn: sqlite3.Connection, new: NewAnnouncement, at: datetime) -> int
 
 _CLAIM = _q(aq.CLAIM.format(due=aq.DUE, columns=aq.POST_COLUMNS))
 _CHECK = _q(aq.CHECK.format(lapsed=aq.LAPSED_ON, columns=aq.POST_COLUMNS))
+_ANY_LAPSED_ON = _q(aq.ANY_LAPSED_ON)
 
 
 class SQLiteAnnouncements:
@@ -183,6 +184,9 @@ class SQLiteAnnouncements:
         self, holder: str, at: datetime, lease: timedelta, channel: str, limit: int = 5
     ) -> list[Post]:
         params = (holder, _text(at), _text(at + lease), channel, limit)
+        due = (_text(at), channel)
+        if not await self._read(lambda conn: conn.execute(_ANY_LAPSED_ON, due).fetchone()[0]):
+            return []  # the usual round: nothing lapsed, and the writer is not disturbed
 
         def run(conn: sqlite3.Connection) -> list[Post]:
             posts = [_post(r) for r in conn.execute(_CHECK, params).fetchall()]
@@ -212,7 +216,7 @@ class SQLiteAnnouncements:
         self, post: Post, holder: str, at: datetime, platform_id: str | None,
         link: str | None, how: str | None = None,
     ) -> bool:  # fmt: skip
-        params = (post.id, holder, platform_id, link, _text(at))
+        params = (post.id, holder, platform_id, link, _text(at), how is not None)
         detail = link if how is None else f"{how}: {link}"
         return await self._post_outcome(aq.PUBLISHED, params, post, at, "published", detail)
 

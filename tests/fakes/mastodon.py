@@ -1,7 +1,8 @@
 r"""A fake Mastodon instance on 127.0.0.1, speaking the documented REST API, for the Mastodon
 channel's tests: the endpoints the channel uses, Bearer tokens, X-RateLimit-* headers, 429s,
 Idempotency-Key, and the instance's own character limit. Statuses come back as Mastodon renders
-them (HTML paragraphs, <br />, links cut into invisible and ellipsis spans); the account's own
+them (HTML paragraphs, <br />, links cut into invisible and ellipsis spans, a mention of an
+account the instance knows as a link showing only "@username"); the account's own
 statuses are listed (GET /api/v1/accounts/:id/statuses); the profile is changed with
 PATCH /api/v1/accounts/update_credentials. Lengths are counted as Mastodon's
 StatusLengthValidator does (grapheme clusters by the `regex` module's \X, a link 23). A call can
@@ -14,6 +15,7 @@ import asyncio
 import itertools
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -63,6 +65,11 @@ def account(
 
 
 _LINK = re.compile(r"https?://[^\s<>\"]+")
+# Mastodon's Account::MENTION_RE: "@user" or "@user@domain", not inside a word or a URL's path.
+_MENTION = re.compile(
+    r"(?<![=/\w])@(([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@([\w.-]+\w+))?)", re.IGNORECASE
+)
+DOMAIN = "example.social"  # the instance's own domain: its accounts' acct has none
 
 
 def length(text: str) -> int:
@@ -70,9 +77,15 @@ def length(text: str) -> int:
     return len(regex.findall(r"\X", _LINK.sub("x" * 23, text)))
 
 
-def render(text: str) -> str:
-    """A status's text as Mastodon's HTML: paragraphs, line breaks, and links shortened for
-    display (the full address split across invisible and ellipsis spans)."""
+def render(text: str, accounts: Sequence[Mapping[str, Any]] = ()) -> str:
+    """A status's text as Mastodon's HTML: paragraphs, line breaks, links shortened for display
+    (the full address split across invisible and ellipsis spans), and mentions."""
+    return _render(text, accounts)[0]
+
+
+def _render(text: str, accounts: Sequence[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The HTML and the accounts mentioned, as Mastodon's TextFormatter makes them."""
+    mentioned: list[dict[str, Any]] = []
 
     def link(match: re.Match[str]) -> str:
         url = match.group(0)
@@ -85,15 +98,46 @@ def render(text: str) -> str:
             f'<span class="invisible">{escape(hidden)}</span></a>'
         )
 
+    def mention(match: re.Match[str]) -> str:
+        # An account the instance knows is a link showing its username only (its acct, with the
+        # domain, when another known account has the same username); one it does not know is
+        # left as typed.
+        screen_name, username, domain = match.groups()
+        domain = None if domain is None or domain.lower() == DOMAIN else domain.lower()
+        same = [a for a in accounts if a["username"].lower() == username.lower()]
+        found = [a for a in same if _domain(a) == domain]
+        if not found:
+            return escape(f"@{screen_name}")
+        who = found[0]
+        if who["id"] not in [m["id"] for m in mentioned]:
+            mentioned.append({k: who[k] for k in ("id", "username", "acct", "url")})
+        shown = who["acct"] if len(same) > 1 else who["username"]
+        return (
+            f'<span class="h-card" translate="no"><a href="{escape(who["url"])}" '
+            f'class="u-url mention">@<span>{escape(shown)}</span></a></span>'
+        )
+
+    def words(plain: str) -> str:
+        parts, last = [], 0
+        for match in _MENTION.finditer(plain):
+            parts += [escape(plain[last : match.start()]), mention(match)]
+            last = match.end()
+        return "".join([*parts, escape(plain[last:])])
+
     paragraphs = []
     for paragraph in text.strip().split("\n\n"):
         parts, last = [], 0
         for match in _LINK.finditer(paragraph):
-            parts += [escape(paragraph[last : match.start()]), link(match)]
+            parts += [words(paragraph[last : match.start()]), link(match)]
             last = match.end()
-        parts.append(escape(paragraph[last:]))
+        parts.append(words(paragraph[last:]))
         paragraphs.append("<p>" + "".join(parts).replace("\n", "<br />") + "</p>")
-    return "".join(paragraphs)
+    return "".join(paragraphs), mentioned
+
+
+def _domain(account: Mapping[str, Any]) -> str | None:
+    _, _, domain = str(account["acct"]).partition("@")
+    return domain.lower() or None
 
 
 def _iso(at: datetime) -> str:
@@ -111,6 +155,7 @@ class FakeMastodon:
         self.v2 = v2  # False: an older server without /api/v2/instance
         self.me = account("1", "council", "Anytown Council")
         self.person = account("100", "jobloggs", "Jo Bloggs", domain="example.org")
+        self.known = [self.me, self.person]  # the accounts a mention can link to
         self.requests: list[Recorded] = []
         self.notifications: list[dict[str, Any]] = []  # oldest first
         self.posted: list[dict[str, Any]] = []
@@ -189,6 +234,12 @@ class FakeMastodon:
             }
         )
         return status
+
+    def add_account(self, id_: str, username: str, name: str, domain: str = "") -> dict[str, Any]:
+        """An account the instance knows (it has seen it), so a status can mention it."""
+        who = account(id_, username, name, domain=domain)
+        self.known.append(who)
+        return who
 
     def add_other(self, kind: str = "favourite") -> None:
         """A notification that is not a mention (a favourite, a follow)."""
@@ -376,18 +427,19 @@ class FakeMastodon:
         if parent and parent not in self.statuses:
             return web.json_response({"error": "Record not found"}, status=404)
         status_id = str(next(self._ids))
+        content, mentioned = _render(text, self.known)
         status = {
             "id": status_id,
             "uri": f"https://example.social/users/council/statuses/{status_id}",
             "url": f"https://example.social/@council/{status_id}",
             "created_at": _iso(datetime.now(UTC)),
             "account": self.me,
-            "content": render(text),
+            "content": content,
             "text": text,  # Mastodon gives the source text only on delete; kept for the tests
             "visibility": form.get("visibility") or "public",
             "in_reply_to_id": parent,
             "in_reply_to_account_id": self.statuses[parent]["account"]["id"] if parent else None,
-            "mentions": [],
+            "mentions": mentioned,
             "media_attachments": [],
             "emojis": [],
             "tags": [],
@@ -429,7 +481,7 @@ class FakeMastodon:
                     status=422,
                 )
             self.note = note
-            self.me = {**self.me, "note": render(note)}
+            self.me = {**self.me, "note": render(note, self.known)}
         if "display_name" in form:
             self.me = {**self.me, "display_name": form["display_name"]}
         return web.json_response(

@@ -4,6 +4,8 @@ lapsed leases become "unknown", late ones "missed", suspend holds, approval by s
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,7 +13,11 @@ import pytest
 
 from bot.announcement import NewAnnouncement
 from bot.errors import StoreError
-from bot.store import Store
+from bot.store import Store, open_store
+from bot.store.postgres import PostgresStore
+from bot.store.sqlite import SQLiteStore
+from tests.postgres import sql as pg_sql
+from tests.test_announce_cli import found_after_a_crash
 
 from .test_store_contract import NOW
 
@@ -74,6 +80,7 @@ async def test_a_lapsed_lease_is_unknown_and_never_claimed_again(store: Store) -
     a = await store.announcement(aid)
     assert a is not None
     assert sorted(p.state for p in a.posts) == ["published", "unknown"]
+    assert not any(p.found_by_check for p in a.posts)  # its holder's own call, though late
 
 
 async def test_late_posts_are_missed_not_published(store: Store) -> None:
@@ -175,8 +182,9 @@ async def test_a_lapsed_post_is_taken_for_one_check_and_settled_by_its_checker(
                                       how="found on the account")  # fmt: skip
     a = await store.announcement(aid)
     assert a is not None
-    assert [(p.channel, p.state, p.link) for p in a.posts] == [
-        ("telegram", "unknown", None), ("x", "published", "https://x.com/a/status/1"),
+    assert [(p.channel, p.state, p.link, p.found_by_check) for p in a.posts] == [
+        ("telegram", "unknown", None, False),
+        ("x", "published", "https://x.com/a/status/1", True),
     ]  # fmt: skip
     log = [(e.action, e.channel, e.detail) for e in await store.announcement_log(aid)]
     assert ("checking the account", "x", checker) in log
@@ -196,3 +204,65 @@ async def test_after_failed_checks_a_post_is_unknown_and_claimed_again_only_by_a
     assert await store.republish_announcement(aid, "amy", NOW + 2 * MINUTE) == ["x"]
     [again] = await store.claim_posts("c", NOW + 2 * MINUTE, MINUTE, LATE)
     assert (again.channel, again.attempts, again.checks) == ("x", 2, 0)
+
+
+_COUNT_UPDATES = (
+    "CREATE TABLE updates_seen (n INTEGER)",
+    """CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN INSERT INTO updates_seen VALUES (1); RETURN NULL; END $$""",
+    """CREATE TRIGGER count_update AFTER UPDATE ON announcement_posts
+    FOR EACH STATEMENT EXECUTE FUNCTION count_update()""",
+)
+
+
+async def test_a_round_with_nothing_to_check_writes_nothing(store: Store, store_url: str) -> None:
+    """Every publisher round asks each channel that can look at its account. With nothing lapsed
+    (nearly always) that must cost no write: on SQLite no transaction on the one writer, which
+    every process shares; on PostgreSQL not one UPDATE statement reaches the table (a statement
+    trigger fires even for an UPDATE that matches no row)."""
+    if isinstance(store, PostgresStore):
+        for statement in _COUNT_UPDATES:
+            await pg_sql(statement, store_url)
+
+    async def writes() -> int:
+        if isinstance(store, SQLiteStore):
+            return store.commits
+        [row] = await pg_sql("SELECT count(*) FROM updates_seen", store_url)
+        return int(row[0])
+
+    await store.add_announcement(new(), NOW)
+    await store.claim_posts("a", NOW, MINUTE, LATE)  # "a" dies while publishing
+    before = await writes()
+    assert await store.check_posts("b", NOW + MINUTE / 2, MINUTE, "x") == []  # lease still runs
+    assert await store.check_posts("b", NOW + MINUTE, MINUTE, "bluesky") == []  # none there
+    assert await writes() == before
+    # The measure can see a write: when one has lapsed, the check takes it.
+    [taken] = await store.check_posts("b", NOW + MINUTE, MINUTE, "x")
+    assert taken.checks == 1
+    assert await writes() > before
+
+
+async def test_a_post_found_before_migration_11_is_marked_found_from_its_log(
+    store_url: str,
+) -> None:
+    async with open_store(store_url) as store:
+        aid = await found_after_a_crash(store)
+    # The database as it was before migration 11: no column, and the log the only record.
+    undo = (
+        "ALTER TABLE announcement_posts DROP COLUMN found_by_check",
+        "DELETE FROM schema_migrations WHERE version = 11",
+    )
+    if store_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn, conn:
+            for statement in undo:
+                conn.execute(statement)
+    else:
+        for statement in undo:
+            await pg_sql(statement, store_url)
+    async with open_store(store_url) as store:
+        assert store.applied == ["0011_found_by_check.sql"]
+        a = await store.announcement(aid)
+    assert a is not None
+    assert [(p.channel, p.state, p.found_by_check) for p in a.posts] == [
+        ("telegram", "published", False), ("x", "published", True),
+    ]  # fmt: skip
