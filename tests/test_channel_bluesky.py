@@ -29,6 +29,7 @@ from bot.outbox import Pace, Sender
 from bot.web import State, make_app
 from tests.conftest import Clock, eventually
 from tests.fakes.bluesky import CHAT_PROXY, ME, FakeBluesky, profile
+from tests.test_channel_optout import opted_out, until_opted_out
 from tests.test_inbox import act, add_people, log_in
 
 
@@ -203,6 +204,37 @@ async def test_a_direct_message_is_answered_in_its_conversation_through_the_chat
     assert chat and all(r.headers.get("atproto-proxy") == CHAT_PROXY for r in chat)
     others = [r for r in fake.requests if not r.nsid.startswith("chat.")]
     assert all("atproto-proxy" not in r.headers for r in others)
+
+
+async def test_stop_turns_automatic_replies_off_and_start_turns_them_back_on(
+    bluesky: Harness,
+) -> None:
+    fake, store, did = bluesky.fake, bluesky.state.store, bluesky.fake.person["did"]
+    await bluesky.start()
+    await bluesky.polls("chat.bsky.convo.getLog", 1)  # the first read finds where the log is
+    fake.add_dm("Stop.")
+    await until_opted_out(store, "bluesky", did, True)
+    assert await bluesky.items() == []  # a command is not a message for the team
+
+    fake.add_post("@anytown.gov.uk my bin wasn't collected")
+    [item] = await bluesky.wait_for_items(1)
+    assert (item.auto_reply, item.held_back) == (None, "opted-out")
+    assert await bluesky.pending() == []
+    assert await bluesky.sender.once() == 0
+
+    fake.add_post("@anytown.gov.uk START")
+    await until_opted_out(store, "bluesky", did, False)
+    assert len(await bluesky.items()) == 1
+    assert fake.posted == [] and fake.dms_sent == []  # nothing said in answer to either
+
+    roadworks = "stop the roadworks outside my house please"  # a message, not a command
+    fake.add_dm(roadworks)
+    [item] = [i for i in await bluesky.wait_for_items(2) if i.text == roadworks]
+    assert item.auto_reply is not None
+    assert await bluesky.sender.once() == 1
+    [dm] = fake.dms_sent
+    assert item.reference in dm["text"]
+    assert not await opted_out(store, "bluesky", did)
 
 
 async def test_the_team_replies_from_the_inbox_in_the_same_thread(

@@ -25,6 +25,7 @@ from bot.outbox import Pace, Sender
 from bot.web import State, make_app
 from tests.conftest import Clock, eventually
 from tests.fakes.mastodon import FakeMastodon, account
+from tests.test_channel_optout import opted_out, until_opted_out
 from tests.test_inbox import act, add_people, log_in
 
 
@@ -128,6 +129,36 @@ async def test_a_private_mention_gets_an_answer_just_as_private(
     await mastodon.sender.once()
     [posted] = mastodon.fake.posted
     assert posted["visibility"] == answered
+
+
+async def test_stop_turns_automatic_replies_off_and_start_turns_them_back_on(
+    mastodon: Harness,
+) -> None:
+    fake, store, person = mastodon.fake, mastodon.state.store, mastodon.fake.person["id"]
+    fake.add_mention("@council STOP", visibility="direct")
+    await mastodon.start()
+    await until_opted_out(store, "mastodon", person, True)
+    assert await mastodon.items() == []  # a command is not a message for the team
+
+    fake.add_mention("@council my bin wasn't collected")
+    [item] = await mastodon.wait_for_items(1)
+    assert (item.auto_reply, item.held_back) == (None, "opted-out")
+    assert await mastodon.pending() == []
+    assert await mastodon.sender.once() == 0
+
+    fake.add_mention("@council start.")
+    await until_opted_out(store, "mastodon", person, False)
+    assert len(await mastodon.items()) == 1
+    assert fake.posted == []  # nothing said in answer to either, publicly or directly
+
+    roadworks = "@council stop the roadworks outside my house please"  # not a command
+    fake.add_mention(roadworks)
+    [item] = [i for i in await mastodon.wait_for_items(2) if i.text == roadworks]
+    assert item.auto_reply is not None
+    assert await mastodon.sender.once() == 1
+    [posted] = fake.posted
+    assert item.reference in posted["text"]
+    assert not await opted_out(store, "mastodon", person)
 
 
 async def test_the_team_replies_from_the_inbox_in_the_same_thread(

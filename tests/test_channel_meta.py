@@ -21,6 +21,7 @@ from bot.web import State
 from bot.windows import window
 from tests.conftest import Clock, copy_rules
 from tests.fakes.meta import FakeMeta
+from tests.test_channel_optout import opted_out
 
 SECOND = timedelta(seconds=1)
 DAY = timedelta(hours=24)
@@ -33,13 +34,15 @@ class Rig:
         self.sender = Sender(state.store, {channel.name: channel}, "test", clock=clock)
         state.wake = lambda: None
 
-    async def message(self, text: str, sender: str = "2401") -> str:
+    def delivery(self, text: str, sender: str = "2401") -> dict[str, Any]:
+        """A person's message, as Meta delivers it to this channel's webhook."""
         name = self.channel.name
         if name == "whatsapp":
-            delivery = self.fake.whatsapp(text, sender)
-        else:
-            delivery = self.fake.messaging(name, text, sender)
-        await self.channel.process(delivery)
+            return self.fake.whatsapp(text, sender)
+        return self.fake.messaging(name, text, sender)
+
+    async def message(self, text: str, sender: str = "2401") -> str:
+        await self.channel.process(self.delivery(text, sender))
         await self.sender.once()
         [item] = [i for i in await self.state.store.open_items() if i.text == text]
         return item.reference
@@ -150,6 +153,41 @@ async def test_whatsapp_text_until_24_hours_then_only_the_template(
     assert fake.sent[-1]["body"]["template"]["language"] == {"code": "en_GB"}
     [dead] = await state.store.deliveries("dead")
     assert dead.text == "outside" and "template" in (dead.last_error or "")
+
+
+@pytest.mark.parametrize("name", ["facebook", "instagram", "whatsapp"])
+async def test_stop_turns_automatic_replies_off_and_start_turns_them_back_on(
+    fake: FakeMeta, state: State, clock: Clock, name: str
+) -> None:
+    r = rig(fake, state, clock, name)
+    assert await r.channel.process(r.delivery("STOP")) == 0  # nothing stored for the team
+    assert await opted_out(state.store, name, "2401")
+    assert await state.store.open_items(include_done=True) == []
+
+    reference = await r.message("My bin wasn't emptied")  # and the sender loop runs
+    item = await state.store.get(reference)
+    assert item is not None and (item.auto_reply, item.held_back) == (None, "opted-out")
+    assert await state.store.deliveries("pending") == []
+
+    assert await r.channel.process(r.delivery("start.")) == 0
+    assert not await opted_out(state.store, name, "2401")
+    assert fake.sent == []  # nothing said in answer to either
+
+    reference = await r.message("stop the roadworks outside my house please")  # not a command
+    assert len(await state.store.open_items()) == 2
+    [text] = fake.texts()
+    assert reference in text
+    assert not await opted_out(state.store, name, "2401")
+
+
+@pytest.mark.parametrize("name", ["facebook", "instagram"])
+async def test_a_comment_saying_stop_is_a_comment_not_an_opt_out(
+    fake: FakeMeta, state: State, clock: Clock, name: str
+) -> None:
+    assert await rig(fake, state, clock, name).channel.process(fake.comment(name, "STOP")) == 1
+    [item] = await state.store.open_items()
+    assert item.text.startswith("STOP\n\n[Comment: ")
+    assert not await opted_out(state.store, name, "5200000000000001")
 
 
 @pytest.mark.parametrize("name", ["facebook", "instagram"])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.channels import Limits, TryLater
-from bot.channels.x import MENTIONS_CURSOR, XChannel, _opt_command, fit_reply, weighted_length
+from bot.channels.x import MENTIONS_CURSOR, XChannel, fit_reply, weighted_length
 from bot.errors import StoreError
 from bot.models import Delivery, QueueItem
 from bot.outbox import Pace, Sender
@@ -290,23 +290,6 @@ async def test_stop_opts_out_and_start_opts_back_in(x: Harness) -> None:
     assert data.state is not None and not data.state.opted_out
     assert len(await x.items()) == 1
     assert x.fake.posted == [] and x.fake.dms_sent == []
-
-
-@pytest.mark.parametrize(
-    ("text", "command"),
-    [
-        ("STOP", "stop"),
-        ("stop", "stop"),
-        ("Stop.", "stop"),
-        (" @AnytownCouncil STOP ", "stop"),
-        ("@AnytownCouncil start", "start"),
-        ("please stop", None),
-        ("STOP the roadworks", None),
-        ("stopped", None),
-    ],
-)
-def test_opt_commands(text: str, command: str | None) -> None:
-    assert _opt_command(text) == command
 
 
 # Sending failures.

@@ -104,3 +104,43 @@ async def test_two_servers_send_each_person_one_reply(tmp_path: Path, database: 
 
     people = sorted(str(c["body"].get("to") or c["body"]["recipient"]["id"]) for c in fake.sent)
     assert len(people) == 24 and len(set(people)) == 24  # each exactly once
+
+
+async def test_stop_and_start_through_the_server(tmp_path: Path, database: str) -> None:
+    """STOP, a message, START, a message, on each channel: the commands are not queued, the
+    first message is queued with no reply, the second is answered."""
+    rules = copy_rules(tmp_path)
+    people = {"facebook": "2401", "instagram": "1701", "whatsapp": "447700900123"}
+    texts = ("STOP", "My bin wasn't emptied", "Start.", "stop the roadworks outside number 4")
+    async with FakeMeta() as fake:
+        server = await asyncio.to_thread(start, tmp_path, rules, database, fake)
+        try:
+            for channel, person in people.items():
+                for text in texts:
+                    delivery = (
+                        fake.whatsapp(text, person)
+                        if channel == "whatsapp"
+                        else fake.messaging(channel, text, person)
+                    )
+                    assert await fake.deliver(delivery, url(server, channel)) == 200
+            await until(lambda: len(fake.sent) == 3)
+        finally:
+            await asyncio.to_thread(server.stop)
+
+    async with open_store(database) as store:
+        items = await store.open_items()
+        sent = await store.deliveries("sent")
+        unsent = await store.deliveries("pending") + await store.deliveries("dead")
+        states = [(await store.export(c, p)).state for c, p in people.items()]
+    held = sorted((i.channel, i.text, i.held_back) for i in items)
+    assert held == sorted(
+        (channel, text, reason)
+        for channel in people
+        for text, reason in (
+            ("My bin wasn't emptied", "opted-out"),
+            ("stop the roadworks outside number 4", None),
+        )
+    )
+    answered = {i.id for i in items if i.held_back is None}
+    assert len(sent) == 3 and {d.message_id for d in sent} == answered and unsent == []
+    assert all(s is not None and not s.opted_out for s in states)

@@ -35,6 +35,11 @@ Announcements (post), finding one again after a crash (find) and the profile's d
 Who gets no automatic reply (still queued for the team): accounts labelled "bot" by themselves,
 quote posts, replies to someone else further down one of our threads, and anything older than
 24 hours. Our own posts and messages are not stored at all.
+
+Opt-out, as on X (bot.channels.optout): a post or direct message whose whole text, after any
+@handles, is STOP (any case, with or without a full stop) turns automatic replies off for that
+person, in posts and direct messages alike (both carry their DID); START turns them back on.
+Neither is queued for the team, and nothing is sent in answer, in a thread or by message.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, TryLater, Undeliverable
+from bot.channels import Capabilities, Limits, TryLater, Undeliverable, optout
 from bot.channels import bluesky_account as account
 from bot.channels.fitting import fit
 from bot.channels.polling import leased, poll_seconds
@@ -485,6 +490,9 @@ class BlueskyChannel:
         if author.did == self.me:
             return
         record = notification.record
+        text = str(getattr(record, "text", "") or "[attachment]")
+        if await optout.obey(self.state.store, self.name, author.did, text):
+            return
         reply = getattr(record, "reply", None)
         parent = (notification.uri, notification.cid)
         root = (reply.root.uri, reply.root.cid) if reply is not None else parent
@@ -510,7 +518,7 @@ class BlueskyChannel:
                 channel=self.name,
                 platform_id=f"post:{notification.uri}",
                 sender=author.did,
-                text=str(getattr(record, "text", "") or "[attachment]"),
+                text=text,
                 received_at=self.state.clock(),
                 sender_name=f"{name} (@{author.handle})" if name else f"@{author.handle}",
                 conversation=None if no_reply else author.did,  # None: the outbox sends nothing
@@ -544,6 +552,9 @@ class BlueskyChannel:
         sender = message.sender.did
         if sender == self.me:
             return  # our own reply, which the log lists with the rest
+        text = message.text or "[attachment]"
+        if await optout.obey(self.state.store, self.name, sender, text):
+            return
         sent = _when(message.sent_at)
         no_reply = (
             "older than 24 hours"
@@ -562,7 +573,7 @@ class BlueskyChannel:
                 channel=self.name,
                 platform_id=f"dm:{message.id}",
                 sender=sender,
-                text=message.text or "[attachment]",
+                text=text,
                 received_at=self.state.clock(),
                 sender_name=name,
                 conversation=None if no_reply else entry.convo_id,

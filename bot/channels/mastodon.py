@@ -36,6 +36,11 @@ time, so the event loop never waits on the network.
 Who is never answered automatically (their mention is still queued for the team): the account
 itself (not even stored), accounts marked as bots, mentions older than 24 hours, and posts in
 someone else's thread where we are only among the @names Mastodon copies into a reply.
+
+Opt-out, as on X (bot.channels.optout): a mention of any visibility, direct included, whose
+whole text after the @names is STOP (any case, with or without a full stop) turns automatic
+replies off for that person; START turns them back on. Neither is queued for the team, and
+nothing is posted in answer, publicly or directly.
 """
 
 from __future__ import annotations
@@ -55,7 +60,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, MaybePosted, TryLater, Undeliverable, posting
+from bot.channels import (
+    Capabilities,
+    Limits,
+    MaybePosted,
+    TryLater,
+    Undeliverable,
+    optout,
+    posting,
+)
 from bot.channels.fitting import fit
 from bot.channels.polling import leased, poll_seconds
 from bot.channels.posting import Posted
@@ -382,6 +395,8 @@ class MastodonChannel:
         if author == self.me:
             return  # our own post
         text = plain_text(str(status.get("content") or "")) or "[attachment]"
+        if await optout.obey(self.state.store, self.name, author, text):
+            return
         replying_to = status.get("in_reply_to_account_id")
         copied_in = (
             replying_to is not None and str(replying_to) != self.me and not self._named(text)

@@ -18,6 +18,12 @@ What is heard, from each entry of a delivery:
   An emergency gets the emergency response as a private reply (Meta allows one per comment, within
   7 days). The Page's own comments are not heard.
 
+Opt-out, as on X (bot.channels.optout): a message whose whole text is STOP (any case, with or
+without a full stop) turns automatic replies off for that person; START turns them back on.
+Neither is queued for the team, and nothing is sent in answer. A comment is never read as one: a
+comment gets no automatic answer to turn off (an emergency's private reply goes whatever the
+person said before), and "STOP" under a post is more often about the post.
+
 Replies honour Meta's windows (bot.windows), checked again when the outbox sends, since a reply
 may have waited: the automatic reply inside the 24-hour standard messaging window (RESPONSE); a
 person's reply from 24 hours to 7 days with the HUMAN_AGENT tag (MESSAGE_TAG); nothing after.
@@ -34,7 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, MaybePosted, TryLater, Undeliverable
+from bot.channels import Capabilities, Limits, MaybePosted, TryLater, Undeliverable, optout
 from bot.channels.meta import (
     Alarm,
     Graph,
@@ -113,16 +119,21 @@ class MessengerChannel:
                 continue
             for event in _list(entry.get("messaging")):
                 message = self.message(event)
-                if message is not None:
-                    name = await self.name_of(message.sender)
-                    await receive(self.state, replace(message, sender_name=name))
-                    stored += 1
+                if message is None or await self._opt(message):
+                    continue
+                name = await self.name_of(message.sender)
+                await receive(self.state, replace(message, sender_name=name))
+                stored += 1
             for change in _list(entry.get("changes")):
                 comment = self.comment(change)
                 if comment is not None:
                     await receive(self.state, self._answerable(comment))
                     stored += 1
         return stored
+
+    async def _opt(self, message: Message) -> bool:
+        """STOP or START: recorded, and nothing else happens for that message."""
+        return await optout.obey(self.state.store, self.name, message.sender, message.text)
 
     def message(self, event: Any) -> Message | None:
         """A person's message to us, or None for everything that is not one."""

@@ -10,6 +10,11 @@ queued with a note of what it was. A status never makes a queue item: "failed" (
 accepted and then could not deliver) makes that reply a dead letter with Meta's reason, for the
 team to see; sent, delivered and read are logged at debug level.
 
+Opt-out, as on X (bot.channels.optout): a message whose whole text is STOP (any case, with or
+without a full stop) turns automatic replies off for that person; START turns them back on.
+Neither is queued for the team, and nothing is sent in answer: WhatsApp is private, and X
+answers neither command by DM either.
+
 Sending is POST /<version>/<phone-number-id>/messages with messaging_product "whatsapp". The
 24-hour customer service window (bot.windows) is checked when a reply is sent: inside it, text;
 after it, only an approved template, which the inbox offers when rules.toml names one
@@ -27,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.channels import Capabilities, Limits, Undeliverable
+from bot.channels import Capabilities, Limits, Undeliverable, optout
 from bot.channels.meta import (
     Alarm,
     Graph,
@@ -107,9 +112,10 @@ class WhatsAppChannel:
                 }
                 for raw in _list(value.get("messages")):
                     message = self.message(raw, names)
-                    if message is not None:
-                        await receive(self.state, message)
-                        stored += 1
+                    if message is None or await self._opt(message):
+                        continue
+                    await receive(self.state, message)
+                    stored += 1
                 for status in _list(value.get("statuses")):
                     await self.status(status)
         return stored
@@ -150,6 +156,10 @@ class WhatsAppChannel:
             sender_name=names.get(sender) or None,
             conversation=sender,
         )
+
+    async def _opt(self, message: Message) -> bool:
+        """STOP or START: recorded, and nothing else happens for that message."""
+        return await optout.obey(self.state.store, self.name, message.sender, message.text)
 
     async def status(self, status: Any) -> None:
         """What became of a reply we sent, never a queue item: "failed" makes the sent reply a

@@ -32,8 +32,9 @@ X's automation rules (https://help.x.com/en/rules-and-policies/x-automation), en
   team with no automatic reply. Nobody is treated as a bot for a username ending in "bot":
   Talbot and Abbot are people;
 - opt-out: a mention or DM whose whole text (after the @names) is STOP (any case, with or
-  without a full stop) turns automatic replies off for that person; START turns them back on.
-  Nothing is queued or sent for either;
+  without a full stop) turns automatic replies off for that person; START turns them back on
+  (read as on every channel, bot.channels.optout). Nothing is queued or sent for either, in a
+  thread or by DM;
 - no duplicate posts: every reply carries its own reference, and if X still calls one a
   duplicate it becomes a dead letter with that reason.
 """
@@ -61,6 +62,7 @@ from bot.channels import (
     SendFailed,
     TryLater,
     Undeliverable,
+    optout,
 )
 from bot.channels.fitting import fit
 from bot.channels.polling import poll_seconds
@@ -97,7 +99,6 @@ TWEET_FIELDS = [
 ]
 DM_FIELDS = ["id", "text", "event_type", "created_at", "sender_id", "dm_conversation_id"]
 
-_OPT = re.compile(r"(stop|start)[.!]?", re.IGNORECASE)
 _LEADING_NAMES = re.compile(r"^(?:\s*@\w{1,15})+\s*")
 
 
@@ -136,12 +137,6 @@ def fit_reply(text: str, username: str | None, limit: int = TWEET_LIMIT) -> str:
     if username and not text.lower().startswith(f"@{username.lower()}"):
         prefix = f"@{username} "
     return fit(text, limit, prefix, weighted_length)
-
-
-def _opt_command(text: str) -> str | None:
-    """ "stop" or "start" when that is all the message says, after any leading @names."""
-    match = _OPT.fullmatch(_LEADING_NAMES.sub("", text).strip())
-    return match.group(1).lower() if match else None
 
 
 def _reset_in(exc: tweepy.TooManyRequests) -> float:
@@ -383,7 +378,7 @@ class XChannel:
         if user is not None:
             self._remember(author, str(user.username))
         text = html.unescape(tweet.text)  # API v2 sends a post's &, < and > as HTML entities
-        if await self._opt(author, text):
+        if await optout.obey(self.state.store, self.name, author, text):
             return
         replying_to = str(tweet.in_reply_to_user_id) if tweet.in_reply_to_user_id else None
         copied_in = replying_to not in (None, self.me) and not self._named(text)
@@ -401,7 +396,7 @@ class XChannel:
         if sender == self.me:
             return  # our own reply, which X lists with the rest
         text = event.text or "[attachment]"
-        if await self._opt(sender, text):
+        if await optout.obey(self.state.store, self.name, sender, text):
             return
         user = users.get(sender)
         no_reply = self._no_reply(sender, user, event)
@@ -431,15 +426,6 @@ class XChannel:
                 no_reply=no_reply,
             ),
         )
-
-    async def _opt(self, sender: str, text: str) -> bool:
-        """STOP or START: record it and say so; nothing else happens for that message."""
-        command = _opt_command(text)
-        if command is None:
-            return False
-        await self.state.store.set_opted_out(self.name, sender, command == "stop")
-        log.info("x opt-out changed", extra={"command": command})
-        return True
 
     def _named(self, text: str) -> bool:
         """Whether the text names us outside the leading @names X adds to a reply."""
