@@ -16,7 +16,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -30,7 +30,7 @@ from bot.auth import token_hash as hash_token
 from bot.config import CHANNELS
 from bot.errors import StoreError
 from bot.language import welsh_or_none
-from bot.models import QueueItem, User
+from bot.models import QueueItem, StoredReply, User
 from bot.web import STATE, State, reply_parts
 
 log = logging.getLogger("bot.inbox")
@@ -217,6 +217,28 @@ def row(item: QueueItem, on_it: str | None, state: State) -> Row:
     return Row(item, on_it, received, due, overdue)
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the platform said became of a reply: "Delivered 10:02", "Read 10:05"."""
+
+    said: str  # "Delivered" or "Read"
+    at: datetime
+    shown: str  # in the organisation's zone; with the day when not the day it was sent
+
+
+def receipts(reply: StoredReply, zone: tzinfo) -> list[Receipt]:
+    day = reply.created_at.astimezone(zone).date()
+    found = []
+    for said, at in (("Delivered", reply.delivered_at), ("Read", reply.read_at)):
+        if at is not None:
+            local = at.astimezone(zone)
+            shown = f"{local:%H:%M}" if local.date() == day else f"{local:%a %-d %b, %H:%M}"
+            found.append(Receipt(said, at, shown))
+    if len(found) == 2 and reply.delivered_at == reply.read_at:
+        del found[0]  # a read with no delivery of its own: "Read" says both
+    return found
+
+
 async def names(state: State) -> dict[int, str]:
     return {u.id: u.display_name for u in await state.store.users()}
 
@@ -334,6 +356,7 @@ async def item_page(
             "open_count": open_count,
             "mine": item.assigned_to == session.user.id,
             "when": lambda at: f"{at.astimezone(state.triage.rules.timezone):%a %-d %b, %H:%M}",
+            "receipts": lambda reply: receipts(reply, state.triage.rules.timezone),
             "max_reply": replying.max_length(item.channel, MAX_REPLY),
             "options": await replying.options(state, item),
             "has_original": await store.original(item.id) is not None,

@@ -180,6 +180,9 @@ class StoredReply:
     text: str
     author: str | None
     created_at: datetime
+    # What the platform said became of it, where it says (WhatsApp, Messenger, Instagram).
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,6 +247,7 @@ class Sender:
             )
             return
         await self.paces[delivery.channel].wait(delivery.recipient)
+        started = self.clock()  # Meta's time for the reply falls between this and sent_at
         try:
             platform_id = await self._send(channel, delivery, extra)
         except Undeliverable as exc:
@@ -262,7 +263,7 @@ class Sender:
             await self._later(delivery, f"{type(exc).__name__}: {exc}", None, extra)
             return
         self.metrics.sent(delivery.channel, delivery.kind)
-        await self.store.delivered(delivery.id, self.clock(), platform_id)
+        await self.store.delivered(delivery.id, self.clock(), platform_id, started)
         log.info("reply sent", extra=extra)
 
     async def _send(

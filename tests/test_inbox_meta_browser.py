@@ -4,8 +4,10 @@ real server (`python -m bot`) and the fake Graph API, with axe-core checking eac
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -48,6 +50,15 @@ async def test_the_team_answers_each_meta_channel_from_the_inbox(
                 assert await fake.deliver(delivery, url(server, channel)) == 200
             await until(lambda: len(fake.sent) == 2)  # the comment gets no automatic answer
             await page.wait_for_function("document.title.startsWith('(3) Inbox')", timeout=15000)
+            # Meta says the automatic replies were read (WhatsApp by wamid, Messenger by watermark).
+            read = datetime.now(UTC)
+            [wamid] = [c["id"] for c in fake.sent if c["channel"] == "whatsapp"]
+            status = fake.whatsapp_status(wamid, "read", "447700900123", at=read)
+            assert await fake.deliver(status, url(server, "whatsapp")) == 200
+            event = fake.event("facebook", "read", "2401", watermark=read)
+            assert await fake.deliver(event, url(server, "facebook")) == 200
+            stamp = event["entry"][0]["messaging"][0]["timestamp"]  # when they read it
+            read_at = {"whatsapp": read, "facebook": datetime.fromtimestamp(stamp / 1000, UTC)}
 
             answers = {
                 "facebook": "A crew will come on Tuesday.",
@@ -57,6 +68,10 @@ async def test_the_team_answers_each_meta_channel_from_the_inbox(
             for channel in META:
                 await page.goto(f"{base}/inbox")
                 await open_row(page, channel)
+                if channel in read_at:  # the organisation's time (the rules say Europe/London)
+                    shown = await page.inner_text(".reply .receipts")
+                    local = read_at[channel].astimezone(ZoneInfo("Europe/London"))
+                    assert shown.startswith("Read ") and shown.endswith(f"{local:%H:%M}")
                 assert await violations(page) == []
                 if channel == "instagram":
                     assert "Publicly, under their comment" in await page.inner_text("main")

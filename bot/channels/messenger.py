@@ -13,6 +13,13 @@ What is heard, from each entry of a delivery:
   the webhook's answer waits for it).
   Echoes of what the Page sent (`is_echo`), delivery and read receipts, reactions, postbacks,
   referrals, edits and unsent messages never make a queue item or a reply;
+- `messaging` events with a `delivery` (Messenger's message_deliveries) or a `read` (Messenger's
+  message_reads, Instagram's messaging_seen): recorded on the replies they cover, for the inbox
+  to show. A delivery names the messages delivered (`mids`, not always sent) and a watermark; a
+  Messenger read has only a watermark, an Instagram one the `mid` read. A watermark is Meta's
+  time: every message Meta timestamped at or before it, to that person, was delivered or read;
+  a reply's Meta time lies between when our send began and when Meta answered it, so a reply
+  counts when its send began by the watermark. A read covers what was sent before it too;
 - `changes` with a comment (Facebook `feed` items of type comment, verb add; Instagram
   `comments`): queued for the team with a link to the comment, and no automatic public answer.
   An emergency gets the emergency response as a private reply (Meta allows one per comment, within
@@ -50,6 +57,7 @@ from bot.channels.meta import (
     handshake,
     last_message,
     receive_webhook,
+    unix_time,
 )
 from bot.channels.posting import Posted, same_text
 from bot.models import Delivery, Message
@@ -118,6 +126,9 @@ class MessengerChannel:
             if not isinstance(entry, dict):
                 continue
             for event in _list(entry.get("messaging")):
+                if isinstance(event, dict) and ("delivery" in event or "read" in event):
+                    await self.receipt(event)
+                    continue
                 message = self.message(event)
                 if message is None or await self._opt(message):
                     continue
@@ -162,6 +173,28 @@ class MessengerChannel:
             received_at=self.state.clock(),
             conversation=sender,
         )
+
+    async def receipt(self, event: dict[str, Any]) -> None:
+        """A delivery or read receipt from the person, recorded on the replies it covers (raises
+        StoreError if it cannot be, so Meta redelivers). Ids and people we never sent to are
+        ignored."""
+        person = str(_dict(event.get("sender")).get("id") or "")
+        read = "read" in event
+        body = _dict(event.get("read" if read else "delivery"))
+        if not person or person == self.account:
+            return
+        now = self.state.clock()
+        at = min(unix_time(event.get("timestamp"), milliseconds=True) or now, now)
+        mids = [m for m in [*_list(body.get("mids")), body.get("mid")] if isinstance(m, str) and m]
+        store = self.state.store
+        changed = 0
+        for mid in mids:
+            changed += await store.receipt(self.name, mid, read, at)
+        watermark = unix_time(body.get("watermark"), milliseconds=True)
+        if watermark is not None:
+            changed += await store.receipts_until(self.name, person, watermark, read, at)
+        kind = "read" if read else "delivery"
+        log.debug("meta receipt", extra={"channel": self.name, "kind": kind, "changed": changed})
 
     async def name_of(self, sender: str) -> str | None:
         """The person's name from Meta's user profile API (Messenger: first and last name;
@@ -317,6 +350,10 @@ def _graph_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value))
     except ValueError:
         return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:

@@ -38,7 +38,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -381,6 +381,16 @@ async def last_message(state: State, delivery: Delivery) -> tuple[QueueItem, dat
         if not is_comment(other.platform_id)
     ]
     return item, max(times, default=item.received_at)
+
+
+def unix_time(value: Any, *, milliseconds: bool = False) -> datetime | None:
+    """A Unix time in a webhook (WhatsApp's in seconds, as text; Messenger's in milliseconds)
+    as an aware UTC datetime, or None when it is missing or no time at all."""
+    try:
+        seconds = float(value) / (1000.0 if milliseconds else 1.0)
+        return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def attachment_notes(kinds: list[str]) -> str:

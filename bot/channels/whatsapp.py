@@ -8,7 +8,9 @@ sender's name) and the `statuses` of what we sent. A message is known by its wam
 redelivery is stored and answered once; reactions and system messages are not queued, media is
 queued with a note of what it was. A status never makes a queue item: "failed" (a reply Meta
 accepted and then could not deliver) makes that reply a dead letter with Meta's reason, for the
-team to see; sent, delivered and read are logged at debug level.
+team to see; "delivered" and "read" are recorded on the reply, by its wamid, at the status's
+time, for the inbox to show (a read covers the replies sent to that person before it); a
+status for a wamid we never sent is ignored.
 
 Opt-out, as on X (bot.channels.optout): a message whose whole text is STOP (any case, with or
 without a full stop) turns automatic replies off for that person; START turns them back on.
@@ -42,6 +44,7 @@ from bot.channels.meta import (
     handshake,
     last_message,
     receive_webhook,
+    unix_time,
 )
 from bot.models import Delivery, Message
 from bot.web import State, receive
@@ -163,12 +166,19 @@ class WhatsAppChannel:
 
     async def status(self, status: Any) -> None:
         """What became of a reply we sent, never a queue item: "failed" makes the sent reply a
-        dead letter with Meta's reason (raises StoreError if that cannot be stored, so Meta
-        redelivers); sent, delivered and read are logged."""
+        dead letter with Meta's reason; "delivered" and "read" are recorded on it (raises
+        StoreError if that cannot be stored, so Meta redelivers); "sent" is only logged."""
         if not isinstance(status, dict):
             return
         state, wamid = str(status.get("status") or ""), str(status.get("id") or "")
-        extra = {"channel": self.name, "platform_message_id": wamid, "status": state}
+        extra: dict[str, object] = {"channel": self.name, "platform_message_id": wamid}
+        extra["status"] = state
+        if state in ("delivered", "read") and wamid:
+            now = self.state.clock()
+            at = min(unix_time(status.get("timestamp")) or now, now)  # never in our future
+            changed = await self.state.store.receipt(self.name, wamid, state == "read", at)
+            log.debug("whatsapp reply status", extra={**extra, "changed": changed})
+            return
         if state != "failed" or not wamid:
             log.debug("whatsapp reply status", extra=extra)
             return

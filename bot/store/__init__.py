@@ -359,8 +359,14 @@ class Store(AnnouncementStore, Protocol):
         ...
 
     async def delivered(
-        self, delivery_id: int, at: datetime, platform_message_id: str | None
-    ) -> bool: ...
+        self,
+        delivery_id: int,
+        at: datetime,
+        platform_message_id: str | None,
+        started_at: datetime | None = None,
+    ) -> bool:
+        """The platform took the reply at `at`, in a send that began at `started_at`."""
+        ...
 
     async def retry_later(self, delivery_id: int, holder: str, error: str, at: datetime) -> bool:
         """Release the lease and try again at `at`; False if `holder` no longer holds it."""
@@ -369,6 +375,22 @@ class Store(AnnouncementStore, Protocol):
     async def not_delivered(self, channel: str, platform_message_id: str, error: str) -> bool:
         """A sent reply the platform later could not deliver becomes a dead letter; False when no
         sent reply has that id."""
+        ...
+
+    async def receipt(
+        self, channel: str, platform_message_id: str, read: bool, at: datetime
+    ) -> int:
+        """The platform delivered the sent reply with this id at `at` or, with `read`, the person
+        read it (and so every reply sent to them before it). Times only move earlier, and a
+        read sets delivered too, so receipts may come late, twice or out of order. Returns how
+        many replies learnt something: 0 for an id no sent reply has."""
+        ...
+
+    async def receipts_until(
+        self, channel: str, recipient: str, until: datetime, read: bool, at: datetime
+    ) -> int:
+        """As `receipt`, for every reply sent to `recipient` whose send began by `until` (a
+        watermark: Meta's time of the latest message it covers)."""
         ...
 
     async def give_up(self, delivery_id: int, holder: str, error: str) -> bool:

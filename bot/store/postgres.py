@@ -539,10 +539,38 @@ class PostgresStore(PostgresAnnouncements):
         return await self._run("write to", run)
 
     async def delivered(
-        self, delivery_id: int, at: datetime, platform_message_id: str | None
+        self,
+        delivery_id: int,
+        at: datetime,
+        platform_message_id: str | None,
+        started_at: datetime | None = None,
     ) -> bool:
         aware(at)
-        return await self._changed(queries.DELIVERED, delivery_id, at, platform_message_id)
+        if started_at is not None:
+            aware(started_at)
+        return await self._changed(
+            queries.DELIVERED, delivery_id, at, platform_message_id, started_at
+        )
+
+    async def _count(self, sql: str, *params: Any) -> int:
+        async def run(conn: Conn) -> int:
+            status = await conn.execute(sql, *params)
+            return int(status.rpartition(" ")[2])
+
+        return await self._run("write to", run)
+
+    async def receipt(
+        self, channel: str, platform_message_id: str, read: bool, at: datetime
+    ) -> int:
+        aware(at)
+        return await self._count(queries.RECEIPT[read], channel, platform_message_id, at)
+
+    async def receipts_until(
+        self, channel: str, recipient: str, until: datetime, read: bool, at: datetime
+    ) -> int:
+        aware(at)
+        aware(until)
+        return await self._count(queries.RECEIPTS_UNTIL[read], channel, recipient, at, until)
 
     async def retry_later(self, delivery_id: int, holder: str, error: str, at: datetime) -> bool:
         aware(at)

@@ -152,7 +152,7 @@ WHERE id IN ({due}) RETURNING {columns}"""
 RENEW_LEASES = "UPDATE outbox SET lease_until = $2 WHERE holder = $1 AND state = 'pending'"
 # A send that happened is recorded whoever holds the row now; the others need the lease.
 DELIVERED = """UPDATE outbox SET state = 'sent', sent_at = $2, platform_message_id = $3,
-    holder = NULL, lease_until = NULL, last_error = NULL
+    holder = NULL, lease_until = NULL, last_error = NULL, send_started_at = $4
 WHERE id = $1 AND state = 'pending'"""
 RETRY_LATER = """UPDATE outbox SET next_attempt_at = $4, last_error = $3, holder = NULL,
     lease_until = NULL
@@ -165,6 +165,39 @@ WHERE id = $1 AND holder = $2 AND state = 'pending'"""
 NOT_DELIVERED = """UPDATE outbox SET state = 'dead', last_error = $3
 WHERE channel = $1 AND platform_message_id = $2 AND state = 'sent'"""
 DELIVERIES = f"SELECT {DELIVERY} FROM outbox WHERE state = $1 ORDER BY id LIMIT $2"
+
+# Receipts: the platform delivered a sent reply, or the person read it, at $3. Each time keeps
+# the earliest reported and a read sets delivered too, so delivered_at <= read_at always, and
+# a receipt that comes late, twice or out of order changes nothing it should not. Rows that
+# already know as much are not rewritten.
+
+
+def _receipt(read: bool) -> tuple[str, str]:
+    """(SET ..., the condition for a row to change) for a delivered or a read receipt."""
+    columns = ["delivered_at", "read_at"] if read else ["delivered_at"]
+    sets = ", ".join(
+        f"{c} = CASE WHEN {c} IS NULL OR {c} > $3 THEN $3 ELSE {c} END" for c in columns
+    )
+    return sets, f"({columns[-1]} IS NULL OR {columns[-1]} > $3)"
+
+
+# By the platform's id for it ($2). A read covers the replies sent to the same person before it
+# too: reading one shows the conversation up to it.
+RECEIPT = {
+    read: f"""UPDATE outbox SET {_receipt(read)[0]}
+WHERE state = 'sent' AND {_receipt(read)[1]} AND id IN (
+    SELECT o.id FROM outbox r JOIN outbox o ON o.channel = r.channel AND o.recipient = r.recipient
+    WHERE r.channel = $1 AND r.platform_message_id = $2 AND r.state = 'sent' AND o.state = 'sent'
+        AND {"o.sent_at <= r.sent_at" if read else "o.id = r.id"})"""
+    for read in (False, True)
+}
+# By a watermark ($4): every reply to the person ($2) that Meta's time can be at or before it.
+RECEIPTS_UNTIL = {
+    read: f"""UPDATE outbox SET {_receipt(read)[0]}
+WHERE channel = $1 AND recipient = $2 AND state = 'sent' AND {_receipt(read)[1]}
+    AND COALESCE(send_started_at, sent_at) <= $4"""
+    for read in (False, True)
+}
 # The team tries a dead letter again (the person unblocked the bot): a fresh set of attempts.
 REVIVE = """UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2,
     holder = NULL, lease_until = NULL
@@ -223,8 +256,14 @@ ADD_NOTE = """INSERT INTO notes (message_id, author, text, created_at)
 SELECT id, $2, $3, $4 FROM messages WHERE reference = $1"""
 NOTES = """SELECT n.id, n.message_id, n.author, n.text, n.created_at FROM notes n
 JOIN messages m ON m.id = n.message_id WHERE m.reference = $1 ORDER BY n.id"""
-REPLIES_OF = """SELECT r.message_id, r.kind, r.template, r.text, r.author, r.created_at
-FROM replies r JOIN messages m ON m.id = r.message_id WHERE m.reference = $1 ORDER BY r.id"""
+# With each reply's receipts: its outbox row was written with it, with the same message, kind
+# and time (none for a reply that was only recorded, such as one to the web form).
+REPLIES_OF = """SELECT r.message_id, r.kind, r.template, r.text, r.author, r.created_at,
+    o.delivered_at, o.read_at
+FROM replies r JOIN messages m ON m.id = r.message_id
+LEFT JOIN outbox o ON o.id = (SELECT MIN(x.id) FROM outbox x WHERE x.message_id = r.message_id
+    AND x.kind = r.kind AND x.created_at = r.created_at)
+WHERE m.reference = $1 ORDER BY r.id"""
 HISTORY = f"""{ITEM} WHERE m.channel = $1 AND m.sender = $2 AND m.reference <> $3
     AND m.erased_at IS NULL
 ORDER BY m.received_at DESC, m.id DESC LIMIT 20"""

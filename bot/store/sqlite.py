@@ -746,11 +746,29 @@ class SQLiteStore(SQLiteAnnouncements):
         return bool(await self._write(lambda conn: conn.execute(_q(sql), params).rowcount))
 
     async def delivered(
-        self, delivery_id: int, at: datetime, platform_message_id: str | None
+        self,
+        delivery_id: int,
+        at: datetime,
+        platform_message_id: str | None,
+        started_at: datetime | None = None,
     ) -> bool:
         return await self._changed(
-            queries.DELIVERED, (delivery_id, to_text(at), platform_message_id)
+            queries.DELIVERED, (delivery_id, to_text(at), platform_message_id, to_text(started_at))
         )
+
+    async def receipt(
+        self, channel: str, platform_message_id: str, read: bool, at: datetime
+    ) -> int:
+        params = (channel, platform_message_id, to_text(at))
+        sql = _q(queries.RECEIPT[read])
+        return int(await self._write(lambda conn: conn.execute(sql, params).rowcount))
+
+    async def receipts_until(
+        self, channel: str, recipient: str, until: datetime, read: bool, at: datetime
+    ) -> int:
+        params = (channel, recipient, to_text(at), to_text(until))
+        sql = _q(queries.RECEIPTS_UNTIL[read])
+        return int(await self._write(lambda conn: conn.execute(sql, params).rowcount))
 
     async def retry_later(self, delivery_id: int, holder: str, error: str, at: datetime) -> bool:
         return await self._changed(queries.RETRY_LATER, (delivery_id, holder, error, to_text(at)))
@@ -1022,7 +1040,7 @@ class SQLiteStore(SQLiteAnnouncements):
         sql = _q(queries.REPLIES_OF)
         return await self._read(
             lambda conn: [
-                StoredReply(r[0], r[1], r[2], r[3], r[4], from_text(r[5]))
+                StoredReply(r[0], r[1], r[2], r[3], r[4], *map(from_text, r[5:8]))
                 for r in conn.execute(sql, (reference,))
             ]
         )

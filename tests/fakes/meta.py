@@ -367,9 +367,10 @@ class FakeMeta:
                 )
         else:
             return self._refuse(100, "(#100) param recipient must be non-empty")
-        self.sent.append({"channel": "meta", "path": "me/messages", "body": body})
+        mid = f"m_{next(self._ids)}"
+        self.sent.append({"channel": "meta", "path": "me/messages", "body": body, "id": mid})
         return web.json_response(
-            {"recipient_id": str(recipient.get("id") or ""), "message_id": f"m_{next(self._ids)}"}
+            {"recipient_id": str(recipient.get("id") or ""), "message_id": mid}
         )
 
     def _whatsapp(self, body: dict[str, Any]) -> web.Response:
@@ -389,10 +390,15 @@ class FakeMeta:
                 )
         else:
             return self._refuse(100, "(#100) Invalid parameter")
-        self.sent.append(
-            {"channel": "whatsapp", "path": f"{PHONE_NUMBER_ID}/messages", "body": body}
-        )
         wamid = f"wamid.HBgL{next(self._ids):08d}"
+        self.sent.append(
+            {
+                "channel": "whatsapp",
+                "path": f"{PHONE_NUMBER_ID}/messages",
+                "body": body,
+                "id": wamid,
+            }
+        )
         answer: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to}],
@@ -457,10 +463,23 @@ class FakeMeta:
             },
         )
 
-    def event(self, channel: str, kind: str, sender: str = "24000000000000001") -> dict[str, Any]:
-        """Something that is not a message: "echo", "delivery", "read", "reaction", "postback"."""
+    def event(
+        self,
+        channel: str,
+        kind: str,
+        sender: str = "24000000000000001",
+        *,
+        mids: list[str] | None = None,
+        watermark: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Something that is not a message: "echo", "delivery", "read", "reaction", "postback".
+
+        A delivery names `mids` (Messenger leaves them out for older clients) and a watermark;
+        a Messenger read (message_reads) has only a watermark, an Instagram one (messaging_seen)
+        only the mid read, the last of `mids`. The watermark is `watermark`, else now."""
         account = PAGE_ID if channel == "facebook" else INSTAGRAM_ID
         stamp = self._stamp()
+        mark = stamp if watermark is None else int(watermark.timestamp() * 1000)
         base: dict[str, Any] = {
             "sender": {"id": sender},
             "recipient": {"id": account},
@@ -479,9 +498,13 @@ class FakeMeta:
                 },
             }
         elif kind == "delivery":
-            base["delivery"] = {"mids": ["m_1"], "watermark": stamp}
+            base["delivery"] = {"mids": ["m_1"] if mids is None else mids, "watermark": mark}
+            if mids == []:
+                del base["delivery"]["mids"]
+        elif kind == "read" and channel == "instagram":
+            base["read"] = {"mid": (mids or ["m_1"])[-1]}
         elif kind == "read":
-            base["read"] = {"watermark": stamp}
+            base["read"] = {"watermark": mark}
         elif kind == "reaction":
             base["reaction"] = {"mid": "m_1", "action": "react", "reaction": "love", "emoji": "❤"}
         elif kind == "postback":
@@ -582,12 +605,16 @@ class FakeMeta:
             {"contacts": [self._contact(sender, name)], "messages": [message]}
         )
 
-    def whatsapp_status(self, wamid: str, status: str, to: str = "447700900001") -> dict[str, Any]:
+    def whatsapp_status(
+        self, wamid: str, status: str, to: str = "447700900001", at: datetime | None = None
+    ) -> dict[str, Any]:
+        """What became of a message we sent ("sent", "delivered", "read", "failed"), at `at`
+        (else now)."""
         entry: dict[str, Any] = {
             "id": wamid,
             "status": status,
             "recipient_id": to,
-            "timestamp": str(int(self.now().timestamp())),
+            "timestamp": str(int((at or self.now()).timestamp())),
         }
         if status == "failed":
             entry["errors"] = [
