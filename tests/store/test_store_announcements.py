@@ -247,10 +247,18 @@ async def test_a_post_found_before_migration_11_is_marked_found_from_its_log(
 ) -> None:
     async with open_store(store_url) as store:
         aid = await found_after_a_crash(store)
-    # The database as it was before migration 11: no column, and the log the only record.
+    # The database as it was before migration 11: no column, and the log the only record (and
+    # none of the later migrations, which are applied again after it).
     undo = (
+        "DROP INDEX outbox_platform_message",
+        "DROP INDEX outbox_sent_to",
+        "DROP INDEX outbox_message",
+        *(
+            f"ALTER TABLE outbox DROP COLUMN {c}"
+            for c in ("delivered_at", "read_at", "send_started_at")
+        ),
         "ALTER TABLE announcement_posts DROP COLUMN found_by_check",
-        "DELETE FROM schema_migrations WHERE version = 11",
+        "DELETE FROM schema_migrations WHERE version >= 11",
     )
     if store_url.startswith("sqlite:///"):
         with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn, conn:
@@ -260,7 +268,7 @@ async def test_a_post_found_before_migration_11_is_marked_found_from_its_log(
         for statement in undo:
             await pg_sql(statement, store_url)
     async with open_store(store_url) as store:
-        assert store.applied == ["0011_found_by_check.sql"]
+        assert store.applied == ["0011_found_by_check.sql", "0012_receipts.sql"]
         a = await store.announcement(aid)
     assert a is not None
     assert [(p.channel, p.state, p.found_by_check) for p in a.posts] == [
